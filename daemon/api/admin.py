@@ -1,0 +1,105 @@
+"""Admin routes (admin keys only): status, traces, one trace. Also /v1/feedback for any client."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from daemon.api.common import JSON, authenticate, read_json
+from daemon.auth import require_admin
+from daemon.errors import InvalidRequest, NotFound
+from daemon.storage import feedback as feedback_store
+from daemon.storage.traces import TraceQuery, get_trace, list_traces
+
+MAX_PAGE = 500
+
+
+async def status(request: Request) -> Response:
+    require_admin(await authenticate(request))
+    return JSON(request.app.state.daemon.status())
+
+
+def _float(params: Any, name: str) -> float | None:
+    value = params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidRequest(f"Invalid '{name}': expected unix seconds, got {value!r}.", param=name) from None
+
+
+def trace_query(params: Any) -> TraceQuery:
+    try:
+        limit = int(params.get("limit", 50))
+        cursor = int(params["cursor"]) if params.get("cursor") else None
+    except ValueError:
+        raise InvalidRequest("Invalid 'limit' or 'cursor': expected integers.", param="limit") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"Invalid 'limit': must be between 1 and {MAX_PAGE}.", param="limit")
+    return TraceQuery(
+        model=params.get("model") or None,
+        user=params.get("user") or None,
+        team=params.get("team") or None,
+        status=params.get("status") or None,
+        since=_float(params, "since"),
+        until=_float(params, "until"),
+        text=params.get("q") or None,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+async def traces(request: Request) -> Response:
+    require_admin(await authenticate(request))
+    query = trace_query(request.query_params)
+    rows, next_cursor = await list_traces(request.app.state.daemon.reader, query)
+    return JSON({"object": "list", "data": rows, "next_cursor": next_cursor})
+
+
+async def trace(request: Request) -> Response:
+    require_admin(await authenticate(request))
+    trace_id = request.path_params["trace_id"]
+    found = await get_trace(request.app.state.daemon.reader, trace_id)
+    if found is None:
+        raise NotFound(f"No trace with id {trace_id!r}.", param="trace_id")
+    found["feedback"] = await feedback_store.for_trace(request.app.state.daemon.reader, trace_id)
+    return JSON(found)
+
+
+async def feedback(request: Request) -> Response:
+    """Any key may rate a response it can name; who rated and when are stored with it."""
+    principal = await authenticate(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    trace_id, score, comment = body.get("trace_id"), body.get("score"), body.get("comment")
+    if not isinstance(trace_id, str) or not trace_id:
+        raise InvalidRequest("Invalid 'trace_id': expected a trace id string.", param="trace_id")
+    if isinstance(score, bool) or not isinstance(score, int | float) or not -1 <= score <= 5:
+        raise InvalidRequest(
+            "Invalid 'score': expected 1-5, or 1 / -1 for thumbs up / down (0 for neutral).", param="score"
+        )
+    if comment is not None and not isinstance(comment, str):
+        raise InvalidRequest("Invalid 'comment': expected a string.", param="comment")
+    daemon = request.app.state.daemon
+    entry = {"trace_id": trace_id, "score": float(score), "comment": comment,
+             "rated_by": principal.user, "created_at": time.time()}  # fmt: skip
+    saved = await daemon.writer.run(feedback_store.insert_job(entry))
+    if saved is None:
+        raise NotFound(f"No trace with id {trace_id!r}.", param="trace_id")
+    entry["id"] = saved
+    daemon.bus.publish("feedback", entry)
+    return JSON(entry, status_code=201)
+
+
+routes = [
+    Route("/admin/status", status, methods=["GET"]),
+    Route("/admin/traces", traces, methods=["GET"]),
+    Route("/admin/traces/{trace_id}", trace, methods=["GET"]),
+    Route("/v1/feedback", feedback, methods=["POST"]),
+]

@@ -1,0 +1,54 @@
+"""What every route shares: reading a bounded JSON body, authenticating, JSON responses."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from daemon.errors import InvalidRequest, PayloadTooLarge
+from daemon.storage.keys import Principal
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+async def read_json(request: Request) -> Any:
+    limit = request.app.state.daemon.runtime.profile.server.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(
+            f"The request body is {int(declared)} bytes; this gateway accepts at most {limit}."
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"The request body exceeds this gateway's limit of {limit} bytes.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw:
+        raise InvalidRequest("The request body is empty; expected a JSON object.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
+
+
+async def authenticate(request: Request) -> Principal:
+    authenticator = request.app.state.daemon.authenticator
+    principal: Principal = await authenticator.authenticate(
+        request.headers.get("authorization"), request.headers.get("x-api-key")
+    )
+    return principal
+
+
+def now() -> float:
+    return time.perf_counter()

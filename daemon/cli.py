@@ -1,0 +1,195 @@
+"""The `llmops` command: serve, keys, status (and the console's commands, imported lazily)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from daemon.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, default_db_path, default_profile_path
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from daemon.app import create_app, prepare_database
+    from daemon.config.loader import ProfileError, load_profile
+    from daemon.storage import db
+    from daemon.storage.keys import list_keys
+
+    settings = Settings(
+        profile_path=Path(args.profile).expanduser().resolve(), db_path=Path(args.db).expanduser().resolve(),
+        host=args.host, port=args.port, watch_profile=not args.no_watch,
+    )  # fmt: skip
+    try:
+        load_profile(settings.profile_path)
+    except ProfileError as exc:
+        print(f"llmops: {exc}", file=sys.stderr)
+        return 2
+    prepare_database(settings.db_path)
+    if not settings.loopback:
+        conn = db.connect_sync(settings.db_path)
+        active = [k for k in list_keys(conn) if not k["revoked_at"]]
+        conn.close()
+        if not active:
+            print(
+                f"llmops: refusing to listen on {settings.host}: there are no API keys, so anyone who can reach "
+                "this address could use it. Create one first (llmops keys create NAME --admin) or bind 127.0.0.1.",
+                file=sys.stderr,
+            )
+            return 2
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+        log_level=args.log_level, access_log=False, timeout_graceful_shutdown=30, lifespan="on",
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+def _keys_db(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from daemon.app import prepare_database
+    from daemon.storage import db
+
+    path = Path(args.db).expanduser().resolve()
+    prepare_database(path)
+    return db.connect_sync(path)
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from daemon.storage.keys import create_key
+
+    conn = _keys_db(args)
+    try:
+        secret, row = create_key(conn, args.name, args.user or args.name, args.team, args.admin)
+    except Exception as exc:  # sqlite3/sqlean IntegrityError: the name is taken
+        print(f"llmops: cannot create key {args.name!r}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    role = "admin" if args.admin else "user"
+    print(
+        f"Created {role} key {row['name']!r} for user {row['user']!r}"
+        + (f" (team {row['team']})" if row["team"] else "")
+    )
+    print("Store it now; it is not shown again:")
+    print(secret)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    from daemon.storage.keys import list_keys
+
+    conn = _keys_db(args)
+    rows = list_keys(conn)
+    conn.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'NAME':20} {'ID':12} {'PREFIX':11} {'USER':14} {'TEAM':12} {'ROLE':6} {'CREATED':16} STATE")
+    for r in rows:
+        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"]))
+        state = "revoked" if r["revoked_at"] else "active"
+        role = "admin" if r["is_admin"] else "user"
+        print(
+            f"{r['name']:20} {r['id']:12} {r['prefix']:11} {r['user']:14} {r['team'] or '-':12} {role:6} {created:16} {state}"
+        )
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from daemon.storage.keys import revoke_key
+
+    conn = _keys_db(args)
+    done = revoke_key(conn, args.name)
+    conn.close()
+    print(
+        f"Revoked {args.name}." if done else f"llmops: no active key named {args.name!r}.",
+        file=sys.stdout if done else sys.stderr,
+    )
+    return 0 if done else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    import httpx
+
+    headers = {"authorization": f"Bearer {args.key}"} if args.key else {}
+    try:
+        response = httpx.get(f"{args.url.rstrip('/')}/admin/status", headers=headers, timeout=5)
+    except httpx.HTTPError as exc:
+        print(
+            f"llmops: no daemon answering at {args.url} ({type(exc).__name__}). Start one: llmops serve",
+            file=sys.stderr,
+        )
+        return 1
+    data = response.json()
+    if response.status_code != 200:
+        print(f"llmops: {response.status_code}: {data.get('error', {}).get('message')}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    profile = data["profile"]
+    print(f"daemon    ok, llmops {data['version']}, up {data['uptime_s']:.0f} s, auth: {data['auth']}")
+    print(f"profile   {profile['name']} ({profile['path']}), reloads: {profile['reloads']}")
+    if profile["error"]:
+        print(f"          last reload REJECTED: {profile['error']}")
+    print(f"database  {data['database']}")
+    print("models")
+    for m in data["models"]:
+        loaded = {True: "loaded", False: "not loaded", None: "remote"}[m["loaded"]]
+        kind = "embedding" if m["embedding"] else "chat"
+        print(f"  {m['name']:24} {m['provider']:10} {kind:9} {loaded}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmops", description="A local LLMOps gateway and its console.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    url_default = os.environ.get("LLMOPS_URL", f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
+    key_default = os.environ.get("LLMOPS_API_KEY")
+
+    serve = sub.add_parser("serve", help="run the daemon in the foreground")
+    serve.add_argument("--profile", default=str(default_profile_path()), help="profile YAML (hot-reloaded)")
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--db", default=str(default_db_path()), help="SQLite database file")
+    serve.add_argument("--no-watch", action="store_true", help="do not hot-reload the profile")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=_serve)
+
+    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    for name, func, helptext in (
+        ("create", _keys_create, "create a key and print it once"),
+        ("list", _keys_list, "list keys (never their secrets)"),
+        ("revoke", _keys_revoke, "revoke a key by name or id"),
+    ):
+        p = keys.add_parser(name, help=helptext)
+        p.add_argument("--db", default=str(default_db_path()))
+        p.set_defaults(func=func)
+        if name in ("create", "revoke"):
+            p.add_argument("name")
+        if name == "create":
+            p.add_argument("--user", help="the user the key acts as (default: NAME)")
+            p.add_argument("--team")
+            p.add_argument("--admin", action="store_true", help="may use /admin and the console")
+        if name == "list":
+            p.add_argument("--json", action="store_true")
+
+    status = sub.add_parser("status", help="daemon health, profile, models")
+    status.add_argument("--url", default=url_default)
+    status.add_argument("--key", default=key_default, help="admin key (or LLMOPS_API_KEY)")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

@@ -1,0 +1,60 @@
+"""Read a profile file into a typed Profile, with errors that name the file, the key path and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from daemon.config.schema import LlamaCppModel, Profile
+from daemon.core.cost import reference_price
+
+
+class ProfileError(Exception):
+    """The profile cannot be used; the message is meant for the user as it is."""
+
+
+def load_profile(path: Path) -> Profile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return parse_profile(text, source=str(path))
+
+
+def parse_profile(text: str, source: str = "<profile>") -> Profile:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{source}: the top level must be a mapping with a `models` key")
+    try:
+        profile = Profile.model_validate(raw)
+    except ValidationError as exc:
+        raise ProfileError(f"{source}: " + "; ".join(_describe(e) for e in exc.errors())) from None
+    _check_shadow_prices(profile, source)
+    return profile
+
+
+def _describe(error: Any) -> str:
+    # Drop pydantic's discriminator tags (e.g. 'llama_cpp') from the key path.
+    parts = [str(p) for p in error["loc"] if p not in ("llama_cpp", "openai", "anthropic")]
+    where = ".".join(parts) or "(top level)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{where}: {message}"
+
+
+def _check_shadow_prices(profile: Profile, source: str) -> None:
+    for name, model in profile.models.items():
+        if isinstance(model, LlamaCppModel) and isinstance(model.shadow_price, str):
+            ref = model.shadow_price
+            if ref not in profile.models and reference_price(ref) is None:
+                raise ProfileError(
+                    f"{source}: models.{name}.shadow_price: {ref!r} is neither a model of this profile "
+                    "nor a known reference price; give {input, output} instead"
+                )

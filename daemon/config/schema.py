@@ -1,0 +1,106 @@
+"""The typed profile. Unknown keys and bad values are rejected; secrets are `${ENV}` references only."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Price(Strict):
+    """USD per 1M tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cached_input: float | None = Field(default=None, ge=0)
+
+
+class Timeouts(Strict):
+    connect: float = Field(default=5.0, gt=0)
+    read: float = Field(default=120.0, gt=0)
+
+
+class _ModelBase(Strict):
+    price: Price | None = None
+    description: str = ""
+
+
+class LlamaCppModel(_ModelBase):
+    provider: Literal["llama_cpp"]
+    path: str = Field(min_length=1, description="a GGUF file, or package:<name> for a registry model")
+    chat_format: str | None = None
+    embedding: bool = False
+    n_ctx: int = Field(default=4096, ge=128)
+    n_threads: int | None = Field(default=None, ge=1)
+    load: Literal["lazy", "eager"] = "lazy"
+    shadow_price: str | Price | None = None
+
+
+class RemoteModel(_ModelBase):
+    base_url: str
+    api_key: str | None = None
+    upstream_model: str | None = Field(
+        default=None, description="the name the upstream knows; default: this key"
+    )
+    timeout: Timeouts = Timeouts()
+    retries: int = Field(default=2, ge=0, le=10)
+    embedding: bool = False
+
+    @field_validator("api_key")
+    @classmethod
+    def _env_reference_only(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_REFERENCE.match(value):
+            raise ValueError("secrets must be written as ${ENV_VAR} references, never literally")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+class OpenAIModel(RemoteModel):
+    provider: Literal["openai"]
+
+
+class AnthropicModel(RemoteModel):
+    provider: Literal["anthropic"]
+    base_url: str = "https://api.anthropic.com"
+    anthropic_version: str = "2023-06-01"
+    default_max_tokens: int = Field(default=1024, ge=1)
+
+
+ModelConfig = Annotated[LlamaCppModel | OpenAIModel | AnthropicModel, Field(discriminator="provider")]
+
+
+class ServerConfig(Strict):
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+
+class TracesConfig(Strict):
+    max_text_chars: int = Field(default=32_000, ge=0, description="truncate stored messages/response")
+
+
+class Profile(Strict):
+    name: str = "default"
+    default_model: str | None = None
+    models: dict[str, ModelConfig]
+    server: ServerConfig = ServerConfig()
+    traces: TracesConfig = TracesConfig()
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> Profile:
+        if not self.models:
+            raise ValueError("models: at least one model is required")
+        if self.default_model is not None and self.default_model not in self.models:
+            raise ValueError(f"default_model: {self.default_model!r} is not one of models")
+        return self

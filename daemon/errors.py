@@ -1,0 +1,91 @@
+"""The daemon's exception tree, each mapped to OpenAI-style error JSON and an HTTP status.
+
+Anything raised on the request path that is not a GatewayError becomes a 500 `server_error`
+whose message hides internals.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GatewayError(Exception):
+    status = 500
+    type = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def to_body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class InvalidRequest(GatewayError):
+    """Malformed JSON or a field with a wrong type or value: 400."""
+
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "insufficient_permissions"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class ProviderError(GatewayError):
+    """A model provider failed; `upstream` names it (never its key)."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+
+
+class UpstreamTimeout(ProviderError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class ModelUnavailable(GatewayError):
+    """A configured model cannot serve (missing GGUF, unset API key env var): 503."""
+
+    status = 503
+    type = "server_error"
+    code = "model_unavailable"
+
+
+def internal_error() -> GatewayError:
+    return GatewayError("The gateway hit an internal error; see the daemon log.", code="internal_error")

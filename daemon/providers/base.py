@@ -1,0 +1,60 @@
+"""The one protocol every provider implements, and the plain data it exchanges.
+
+Requests and responses are in the OpenAI wire format (dicts), so an OpenAI-compatible upstream
+is a passthrough and other providers translate at their edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from daemon.core.cost import Usage
+
+
+@dataclass(slots=True)
+class Call:
+    """One request for a provider: the validated OpenAI-format body and the model it is for."""
+
+    body: dict[str, Any]
+    model: str  # the profile's name for the model
+    upstream_model: str  # the name the provider knows
+
+
+@dataclass(slots=True)
+class Completion:
+    body: dict[str, Any]  # an OpenAI chat.completion object
+    usage: Usage
+    text: str
+    finish_reason: str | None
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One SSE event for the client. `payload` is the JSON to send after `data: `, as is."""
+
+    payload: bytes
+    text: str = ""
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    usage_only: bool = False  # carries usage and no choices (stream_options.include_usage)
+
+
+@dataclass(slots=True)
+class Embeddings:
+    body: dict[str, Any]  # an OpenAI list of embedding objects
+    usage: Usage
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    kind: str  # llama_cpp | openai | anthropic
+
+    async def complete(self, call: Call) -> Completion: ...
+
+    def stream(self, call: Call) -> AsyncIterator[Chunk]: ...
+
+    async def embed(self, call: Call) -> Embeddings: ...
+
+    async def aclose(self) -> None: ...

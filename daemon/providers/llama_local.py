@@ -1,0 +1,551 @@
+"""Local GGUF models through llama-cpp-python, in process.
+
+A `Llama` is blocking and not thread-safe, so each model lives on one dedicated worker thread
+that runs jobs from a queue, one at a time. The event loop only submits jobs and awaits their
+results; streamed text comes back one `call_soon_threadsafe` per piece. A consumer that goes
+away sets a cancel flag that the worker checks between tokens.
+
+llama_cpp is imported when a model loads, not when this module is imported: a profile with
+remote models only never pays for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import orjson
+
+from daemon.config.schema import LlamaCppModel
+from daemon.core.cost import Usage
+from daemon.errors import GatewayError, InvalidRequest, ModelUnavailable, ProviderError
+from daemon.providers.base import Call, Chunk, Completion, Embeddings
+from daemon.providers.model_files import resolve_model_path
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# OpenAI sampling fields that llama's create_chat_completion takes under the same name.
+_SAMPLING_FIELDS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
+
+
+# --- the worker thread ---------------------------------------------------------------------
+
+
+class _Worker:
+    """The one thread that touches a model: jobs run one at a time, in submission order."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        # daemon: a generation still running at interpreter exit must not hold the process
+        self._thread = threading.Thread(target=self._run, name=f"llama:{name}", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._jobs.put(job)
+
+    def stop(self) -> None:
+        """The thread exits once the jobs queued before this have run."""
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """A job's exception, carried as a value so a result is never mistaken for one."""
+
+    error: GatewayError
+
+
+def _post(loop: asyncio.AbstractEventLoop, callback: Callable[..., object], *args: object) -> None:
+    """From the worker to the event loop; once the loop has closed nobody is waiting."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback, *args)
+
+
+def _settle(future: asyncio.Future[Any], outcome: object) -> None:
+    if future.done():  # the caller was cancelled meanwhile
+        return
+    if isinstance(outcome, _Failed):
+        future.set_exception(outcome.error)
+    else:
+        future.set_result(outcome)
+
+
+# --- metering generation -------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Generation:
+    """One chat call's bookkeeping; written by the worker thread only."""
+
+    cancel: threading.Event = field(default_factory=threading.Event)
+    prompt_tokens: int = 0
+    sampled: int = 0
+    last_token: int = -1
+    cancelled: bool = False
+
+
+@dataclass(slots=True)
+class _Meter:
+    current: _Generation | None = None
+
+
+def _install_meter(llm: Llama, meter: _Meter) -> None:
+    """Wrap `llm.generate` so that each sampled token is counted and cancel is checked after it.
+
+    create_chat_completion takes no stopping_criteria, but it samples through `self.generate`;
+    wrapping that generator costs one Python frame hop per token (a logits_processor would copy
+    the whole vocabulary's scores per token instead).
+    """
+    inner = llm.generate
+
+    def generate(tokens: Sequence[int], *args: Any, **kwargs: Any) -> Iterator[int]:
+        generation = meter.current
+        tokens_out = inner(tokens, *args, **kwargs)
+        if generation is None:
+            yield from tokens_out
+            return
+        generation.prompt_tokens = len(tokens)
+        try:
+            for token in tokens_out:
+                generation.sampled += 1
+                generation.last_token = token
+                yield token
+                if generation.cancel.is_set():
+                    generation.cancelled = True
+                    return
+        finally:
+            tokens_out.close()
+
+    llm.generate = generate  # type: ignore[method-assign,assignment]
+
+
+def _completion_tokens(llm: Llama, generation: _Generation) -> int:
+    """Sampled tokens minus a final end-of-generation token, as llama's own usage counts them."""
+    import llama_cpp
+
+    if generation.sampled and llama_cpp.llama_vocab_is_eog(
+        llama_cpp.llama_model_get_vocab(llm.model), generation.last_token
+    ):
+        return generation.sampled - 1
+    return generation.sampled
+
+
+# --- OpenAI body -> llama arguments ---------------------------------------------------------
+
+
+def chat_arguments(body: dict[str, Any]) -> dict[str, Any]:
+    """create_chat_completion's keyword arguments for an OpenAI chat body; unusable fields dropped."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty list.", param="messages")
+    arguments: dict[str, Any] = {"messages": [_plain_message(message) for message in messages]}
+    for name in _SAMPLING_FIELDS:
+        if body.get(name) is not None:
+            arguments[name] = body[name]
+    max_tokens = body.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = body.get("max_tokens")
+    if max_tokens is not None:
+        arguments["max_tokens"] = max_tokens
+    stop = body.get("stop")
+    if stop is not None:
+        arguments["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    response_format = _response_format(body.get("response_format"))
+    if response_format is not None:
+        arguments["response_format"] = response_format
+    return arguments
+
+
+def _plain_message(message: Any) -> dict[str, str]:
+    """Role and text only: llama's chat formatters read nothing else."""
+    if not isinstance(message, dict):
+        raise InvalidRequest("Each message must be an object.", param="messages")
+    role = message.get("role")
+    role = "system" if role == "developer" else role
+    content = message.get("content")
+    if isinstance(content, list):
+        if any(not isinstance(part, dict) or part.get("type") != "text" for part in content):
+            raise InvalidRequest("Local models accept text content parts only.", param="messages")
+        content = "".join(str(part.get("text") or "") for part in content)
+    return {"role": str(role), "content": content if isinstance(content, str) else ""}
+
+
+def _response_format(value: Any) -> dict[str, Any] | None:
+    """json_object and json_schema become llama's grammar-constrained JSON; text needs nothing."""
+    if not isinstance(value, dict):
+        return None
+    if value.get("type") == "json_object":
+        return {"type": "json_object"}
+    spec = value.get("json_schema") if value.get("type") == "json_schema" else None
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    return {"type": "json_object", "schema": schema} if isinstance(schema, dict) else None
+
+
+def embedding_inputs(body: dict[str, Any]) -> list[str]:
+    raw = body.get("input")
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list) and raw and all(isinstance(text, str) for text in raw):
+        return raw
+    raise InvalidRequest(
+        "'input' must be a string or a non-empty list of strings (local models take no token arrays).",
+        param="input",
+    )
+
+
+def encoding_format(body: dict[str, Any]) -> str:
+    value = body.get("encoding_format") or "float"
+    if value not in ("float", "base64"):
+        raise InvalidRequest("'encoding_format' must be 'float' or 'base64'.", param="encoding_format")
+    return str(value)
+
+
+# --- llama results -> OpenAI bodies ---------------------------------------------------------
+
+
+def usage_body(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamFrame:
+    """What every chunk of one stream repeats."""
+
+    id: str
+    created: int
+    model: str
+
+    def payload(self, choices: list[dict[str, Any]], usage: Usage | None = None) -> bytes:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+        }
+        if usage is not None:
+            body["usage"] = usage_body(usage)
+        return orjson.dumps(body)
+
+    def delta(self, delta: dict[str, str], finish_reason: str | None = None) -> bytes:
+        return self.payload([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
+
+
+@dataclass(frozen=True, slots=True)
+class _Finished:
+    finish_reason: str
+    usage: Usage
+
+
+def _completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def completion_from(model: str, response: dict[str, Any]) -> Completion:
+    choice = response["choices"][0]
+    text = choice["message"].get("content") or ""
+    reported = response.get("usage") or {}
+    usage = Usage(int(reported.get("prompt_tokens", 0)), int(reported.get("completion_tokens", 0)))
+    body = {
+        "id": _completion_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": None,
+                "finish_reason": choice.get("finish_reason"),
+            }
+        ],
+        "usage": usage_body(usage),
+    }
+    return Completion(body=body, usage=usage, text=text, finish_reason=choice.get("finish_reason"))
+
+
+def _embedding_data(vectors: list[Any], encoding: str) -> list[dict[str, Any]]:
+    """L2-normalised, as sentence-transformers and OpenAI return them; base64 = little-endian f32."""
+    import numpy as np
+
+    data: list[dict[str, Any]] = []
+    for index, vector in enumerate(vectors):
+        array = np.asarray(vector, dtype=np.float32)
+        if array.ndim == 2:  # a GGUF without pooling gives one vector per token: mean-pool them
+            array = array.mean(axis=0)
+        array = array / max(float(np.linalg.norm(array)), 1e-12)
+        embedding: Any = (
+            base64.b64encode(array.astype("<f4").tobytes()).decode()
+            if encoding == "base64"
+            else array.tolist()
+        )
+        data.append({"object": "embedding", "index": index, "embedding": embedding})
+    return data
+
+
+# --- the provider ----------------------------------------------------------------------------
+
+
+class LlamaCppProvider:
+    """One local GGUF model: chat or embeddings, loaded now (`start`) or on the first call."""
+
+    kind = "llama_cpp"
+
+    def __init__(self, name: str, config: LlamaCppModel) -> None:
+        self.name = name
+        self.config = config
+        self.load_seconds: float | None = None
+        self.load_error: str | None = None
+        self.generated_tokens = 0  # tokens sampled by all generations, cancelled ones too
+        self.cancelled_generations = 0  # generations stopped early because their caller left
+        self._llm: Llama | None = None
+        self._meter = _Meter()
+        self._worker: _Worker | None = None
+        self._closed = False
+
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
+    async def start(self) -> None:
+        """Load the model now. A failure is logged and kept in `load_error`, never raised: the
+        daemon keeps serving, calls to this model answer 503 and retry the load."""
+        try:
+            await self._run(lambda llm: None)
+        except ModelUnavailable as exc:
+            log.warning("%s", exc.message)
+
+    async def idle(self) -> None:
+        """Wait until every job submitted before this call has finished."""
+        if self._worker is not None:
+            await self._run(lambda llm: None, needs_model=False)
+
+    async def complete(self, call: Call) -> Completion:
+        self._require(embedding=False)
+        arguments = chat_arguments(call.body)
+        generation = _Generation()
+        response = await self._run(lambda llm: self._chat(llm, arguments, generation), generation.cancel)
+        return completion_from(call.model, response)
+
+    async def stream(self, call: Call) -> AsyncGenerator[Chunk]:
+        self._require(embedding=False)
+        arguments = chat_arguments(call.body)
+        generation = _Generation()
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[str | _Finished | _Failed] = asyncio.Queue()
+
+        def emit(item: object) -> None:
+            _post(loop, events.put_nowait, item)
+
+        def job(llm: Llama) -> _Finished:
+            return self._chat_stream(llm, arguments, generation, emit)
+
+        self._submit(job, emit, generation.cancel)
+        frame = _StreamFrame(_completion_id(), int(time.time()), call.model)
+        try:
+            item = await events.get()
+            if isinstance(item, _Failed):  # before any chunk: the gateway can still answer with an error
+                raise item.error
+            yield Chunk(payload=frame.delta({"role": "assistant", "content": ""}))
+            while isinstance(item, str):
+                yield Chunk(payload=frame.delta({"content": item}), text=item)
+                item = await events.get()
+            if isinstance(item, _Failed):
+                raise item.error
+            yield Chunk(payload=frame.delta({}, item.finish_reason), finish_reason=item.finish_reason)
+            yield Chunk(payload=frame.payload([], item.usage), usage=item.usage, usage_only=True)
+        finally:
+            generation.cancel.set()  # a no-op when finished; stops the worker when the client left
+
+    async def embed(self, call: Call) -> Embeddings:
+        self._require(embedding=True)
+        texts = embedding_inputs(call.body)
+        encoding = encoding_format(call.body)
+        data, count = await self._run(lambda llm: self._embed(llm, texts, encoding))
+        body = {
+            "object": "list",
+            "data": data,
+            "model": call.model,
+            "usage": {"prompt_tokens": count, "total_tokens": count},
+        }
+        return Embeddings(body=body, usage=Usage(prompt_tokens=count))
+
+    async def aclose(self) -> None:
+        """Stop generating, fail the queued jobs, free the model and end the worker thread."""
+        if self._closed:
+            return
+        self._closed = True
+        current = self._meter.current
+        if current is not None:
+            current.cancel.set()
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        loop = asyncio.get_running_loop()
+        freed: asyncio.Future[Any] = loop.create_future()
+
+        def free() -> None:
+            llm, self._llm = self._llm, None
+            if llm is not None:
+                llm.close()
+            _post(loop, _settle, freed, None)
+
+        worker.submit(free)
+        worker.stop()
+        await freed
+
+    # --- on the event loop ---
+
+    def _require(self, *, embedding: bool) -> None:
+        if self.config.embedding == embedding:
+            return
+        if self.config.embedding:
+            message = f"Model {self.name!r} is an embedding model; it cannot chat. Use /v1/embeddings."
+        else:
+            message = f"Model {self.name!r} is a chat model; it cannot embed. Use an embedding model."
+        raise InvalidRequest(message, param="model")
+
+    async def _run(
+        self, task: Callable[[Llama], T], cancel: threading.Event | None = None, *, needs_model: bool = True
+    ) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._submit(task, lambda outcome: _post(loop, _settle, future, outcome), cancel, needs_model)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if cancel is not None:
+                cancel.set()  # the caller left (client disconnected): stop generating
+            raise
+
+    def _submit(
+        self,
+        task: Callable[[Llama], Any],
+        deliver: Callable[[object], None],
+        cancel: threading.Event | None,
+        needs_model: bool = True,
+    ) -> None:
+        """Queue `task` for the worker; `deliver` is called on the worker with its outcome."""
+        if self._closed:
+            raise ModelUnavailable(f"Model {self.name!r} has been shut down.")
+
+        def job() -> None:
+            if cancel is not None and cancel.is_set():
+                return  # the caller left while this waited in the queue
+            outcome: object
+            try:
+                outcome = task(self._model() if needs_model else cast("Llama", None))
+            except Exception as exc:
+                outcome = _Failed(self._gateway_error(exc))
+            deliver(outcome)
+
+        if self._worker is None:
+            self._worker = _Worker(self.name)
+        self._worker.submit(job)
+
+    # --- on the worker thread ---
+
+    def _model(self) -> Llama:
+        if self._closed:
+            raise ModelUnavailable(f"Model {self.name!r} has been shut down.")
+        if self._llm is None:
+            self._llm = self._load()
+        return self._llm
+
+    def _load(self) -> Llama:
+        started = time.perf_counter()
+        try:
+            path = resolve_model_path(self.name, self.config.path)
+        except ModelUnavailable as exc:
+            self.load_error = exc.message
+            raise
+        try:
+            from llama_cpp import Llama
+
+            llm = Llama(
+                model_path=str(path),
+                n_ctx=self.config.n_ctx,
+                n_threads=self.config.n_threads,
+                embedding=self.config.embedding,
+                chat_format=self.config.chat_format,
+                verbose=False,
+            )
+        except Exception as exc:  # llama raises ValueError for a file it cannot read as a GGUF
+            self.load_error = f"Model {self.name!r} failed to load from {str(path)!r}: {exc}"
+            raise ModelUnavailable(self.load_error) from exc
+        _install_meter(llm, self._meter)
+        self.load_seconds = time.perf_counter() - started
+        self.load_error = None
+        log.info("Loaded model %r from %s in %.2f s", self.name, path, self.load_seconds)
+        return llm
+
+    def _gateway_error(self, exc: Exception) -> GatewayError:
+        if isinstance(exc, GatewayError):
+            return exc
+        if isinstance(exc, ValueError):  # llama's word for a request it cannot serve (context, grammar)
+            code = "context_length_exceeded" if "context window" in str(exc) else None
+            param = "input" if self.config.embedding else "messages"
+            return InvalidRequest(f"Model {self.name!r}: {exc}", param=param, code=code)
+        log.error("Model %r failed", self.name, exc_info=exc)
+        return ProviderError(f"Model {self.name!r} failed: {type(exc).__name__}: {exc}")
+
+    def _chat(self, llm: Llama, arguments: dict[str, Any], generation: _Generation) -> dict[str, Any]:
+        self._meter.current = generation
+        try:
+            return cast("dict[str, Any]", llm.create_chat_completion(**arguments))
+        finally:
+            self._count(generation)
+
+    def _chat_stream(
+        self, llm: Llama, arguments: dict[str, Any], generation: _Generation, emit: Callable[[object], None]
+    ) -> _Finished:
+        self._meter.current = generation
+        finish_reason = "stop"
+        chunks = cast("Generator[dict[str, Any]]", llm.create_chat_completion(**arguments, stream=True))
+        try:
+            for chunk in chunks:
+                choice = chunk["choices"][0]
+                content = choice["delta"].get("content")
+                if content:
+                    emit(content)
+                if choice["finish_reason"] is not None:
+                    finish_reason = choice["finish_reason"]
+                if generation.cancel.is_set():
+                    generation.cancelled = True
+                    break
+        finally:
+            chunks.close()  # closing llama's generator ends its sampling loop
+            self._count(generation)
+        return _Finished(finish_reason, Usage(generation.prompt_tokens, _completion_tokens(llm, generation)))
+
+    def _count(self, generation: _Generation) -> None:
+        self._meter.current = None
+        self.generated_tokens += generation.sampled
+        if generation.cancelled:
+            self.cancelled_generations += 1
+
+    def _embed(self, llm: Llama, texts: list[str], encoding: str) -> tuple[list[dict[str, Any]], int]:
+        vectors, count = llm.embed(texts, return_count=True)
+        return _embedding_data(vectors, encoding), int(count)

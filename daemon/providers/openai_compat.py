@@ -1,0 +1,117 @@
+"""Any OpenAI-compatible upstream (OpenAI, vLLM, Ollama, LM Studio, OpenRouter...): a passthrough.
+
+Unknown request fields go through untouched. Streams are forwarded event by event; we ask the
+upstream for usage on every stream (to trace tokens) and drop that chunk again when the client
+did not ask for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from daemon.config.schema import OpenAIModel
+from daemon.core.cost import Usage
+from daemon.errors import ProviderError
+from daemon.providers.base import Call, Chunk, Completion, Embeddings
+from daemon.providers.remote import RemoteClient
+from daemon.providers.sse import sse_events
+
+
+def usage_from(data: Any) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+    details = data.get("prompt_tokens_details") or {}
+    return Usage(
+        prompt_tokens=int(data.get("prompt_tokens") or 0),
+        completion_tokens=int(data.get("completion_tokens") or 0),
+        cached_tokens=int((details.get("cached_tokens") if isinstance(details, dict) else 0) or 0),
+    )
+
+
+class OpenAICompatProvider:
+    kind = "openai"
+
+    def __init__(self, name: str, config: OpenAIModel) -> None:
+        self.client = RemoteClient(name, config)
+
+    def _headers(self) -> dict[str, str]:
+        key = self.client.api_key()
+        return {"authorization": f"Bearer {key}"} if key else {}
+
+    async def complete(self, call: Call) -> Completion:
+        body = {**call.body, "model": call.upstream_model}
+        data = await self.client.post_json("/chat/completions", body, self._headers())
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise ProviderError(f"Upstream {self.client.name!r} sent a completion without choices.")
+        message = choices[0].get("message") or {}
+        text = message.get("content") or ""
+        return Completion(
+            body=data,
+            usage=usage_from(data.get("usage")) or Usage(),
+            text=text if isinstance(text, str) else str(text),
+            finish_reason=choices[0].get("finish_reason"),
+        )
+
+    async def stream(self, call: Call) -> AsyncIterator[Chunk]:
+        client_wants_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
+        body = {
+            **call.body,
+            "model": call.upstream_model,
+            "stream": True,
+            "stream_options": {**(call.body.get("stream_options") or {}), "include_usage": True},
+        }
+        done = False
+        async with self.client.request("/chat/completions", body, self._headers()) as response:
+            async for _event, data in sse_events(response.content):
+                if data == b"[DONE]":
+                    done = True
+                    break
+                chunk = parse_chunk(data, self.client.name)
+                if chunk.usage_only and not client_wants_usage:
+                    chunk.payload = b""  # traced, not forwarded
+                yield chunk
+        if not done:
+            raise ProviderError(f"Upstream {self.client.name!r} ended its stream without [DONE].")
+
+    async def embed(self, call: Call) -> Embeddings:
+        body = {**call.body, "model": call.upstream_model}
+        data = await self.client.post_json("/embeddings", body, self._headers())
+        if not isinstance(data.get("data"), list):
+            raise ProviderError(f"Upstream {self.client.name!r} sent embeddings without data.")
+        return Embeddings(body=data, usage=usage_from(data.get("usage")) or Usage())
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def parse_chunk(data: bytes, upstream: str) -> Chunk:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ProviderError(f"Upstream {upstream!r} sent a stream event that is not JSON.") from None
+    if not isinstance(parsed, dict):
+        raise ProviderError(f"Upstream {upstream!r} sent a stream event that is not an object.")
+    if "error" in parsed:
+        message = (
+            (parsed["error"] or {}).get("message") if isinstance(parsed["error"], dict) else parsed["error"]
+        )
+        raise ProviderError(f"Upstream {upstream!r} failed mid-stream: {message}")
+    choices = parsed.get("choices") or []
+    text, finish = "", None
+    if choices and isinstance(choices[0], dict):
+        delta = choices[0].get("delta") or {}
+        content = delta.get("content") if isinstance(delta, dict) else None
+        text = content if isinstance(content, str) else ""
+        finish = choices[0].get("finish_reason")
+    usage = usage_from(parsed.get("usage"))
+    return Chunk(
+        payload=data,
+        text=text,
+        usage=usage,
+        finish_reason=finish,
+        usage_only=not choices and usage is not None,
+    )

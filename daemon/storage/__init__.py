@@ -1,0 +1,1 @@
+"""SQLite storage: a connection factory, migrations, and one repository module per table family."""

