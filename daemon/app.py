@@ -122,7 +122,8 @@ async def _gateway_error(_request: Request, exc: Exception) -> Response:
     error = exc if isinstance(exc, GatewayError) else internal_error()
     if not isinstance(exc, GatewayError):
         log.exception("unhandled error", exc_info=exc)
-    return JSON(error.to_body(), status_code=error.status)
+    headers = {"x-llmops-trace-id": error.trace_id} if error.trace_id else None
+    return JSON(error.to_body(), status_code=error.status, headers=headers)
 
 
 async def _not_found(request: Request, _exc: Exception) -> Response:
@@ -184,4 +185,5 @@ def create_app(settings: Settings) -> Starlette:
             405: _method_not_allowed,
         },  # fmt: skip
     )
+    app.router.redirect_slashes = False  # a redirect would turn a client's POST into a confusing GET
     return app

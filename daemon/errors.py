@@ -18,6 +18,7 @@ class GatewayError(Exception):
         super().__init__(message)
         self.message = message
         self.param = param
+        self.trace_id: str | None = None  # set once the failed call is traced; sent as a header
         if code is not None:
             self.code = code
 

@@ -85,6 +85,7 @@ class Gateway:
     async def record_failure(self, trace: Trace, error: GatewayError, started: float) -> None:
         trace.status, trace.http_status, trace.error = "error", error.status, error.message
         trace.latency_ms = _ms(started)
+        error.trace_id = trace.id
         await self.record(trace)
 
     # -- chat ----------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -487,7 +488,7 @@ class LlamaCppProvider:
             llm = Llama(
                 model_path=str(path),
                 n_ctx=self.config.n_ctx,
-                n_threads=self.config.n_threads,
+                n_threads=self.config.n_threads or os.cpu_count(),  # llama defaults to half the cores
                 embedding=self.config.embedding,
                 chat_format=self.config.chat_format,
                 verbose=False,

@@ -1,0 +1,124 @@
+"""A real daemon in a subprocess on 127.0.0.1, for tests that speak to it over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.fixtures.fake_openai import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+UPSTREAM_KEY = "sk-fake-upstream-secret"
+
+
+def shared_path(*parts: str) -> Path:
+    """A file from ../shared, or skip (a user's machine has none); CI sets LLMOPS_REQUIRE_SHARED=1."""
+    import pytest
+
+    path = SHARED.joinpath(*parts)
+    if path.exists():
+        return path
+    if os.environ.get("LLMOPS_REQUIRE_SHARED") == "1":
+        pytest.fail(f"{path} is missing and LLMOPS_REQUIRE_SHARED=1 requires it")
+    pytest.skip(f"{path} is missing: ../shared exists only on the project's dev and CI machines")
+
+
+@dataclass
+class DaemonProcess:
+    profile: Path
+    db: Path
+    port: int = field(default_factory=free_port)
+    host: str = "127.0.0.1"
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "daemon", *args]
+
+    def start(self, timeout: float = 120.0) -> DaemonProcess:
+        self.log_path = self.db.with_suffix(f".{self.port}.log")
+        log = self.log_path.open("ab")
+        args = ["serve", "--profile", str(self.profile), "--db", str(self.db), "--host", self.host,
+                "--port", str(self.port), "--log-level", "warning"]  # fmt: skip
+        self.proc = subprocess.Popen(
+            self.command(*args), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "FAKE_KEY": UPSTREAM_KEY, **self.env},
+        )  # fmt: skip
+        self.wait_healthy(timeout)
+        return self
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"daemon not healthy within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(*args), cwd=REPO, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, **self.env})  # fmt: skip
+
+    def create_key(self, name: str, *extra: str) -> str:
+        done = self.cli("keys", "create", name, "--db", str(self.db), *extra)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+
+def fake_profile(base_url: str, name: str = "test", extra: str = "") -> str:
+    return f"""
+name: {name}
+default_model: fake
+models:
+  fake:
+    provider: openai
+    base_url: "{base_url}"
+    api_key: "${{FAKE_KEY}}"
+    price: {{input: 1.0, output: 2.0, cached_input: 0.5}}
+    timeout: {{connect: 2, read: 1}}
+    retries: 2
+  fake-embed:
+    provider: openai
+    base_url: "{base_url}"
+    api_key: "${{FAKE_KEY}}"
+    upstream_model: text-embedding-fake
+    embedding: true
+    price: {{input: 0.1, output: 0}}
+{extra}
+"""
