@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from daemon import __version__
-from daemon.api import admin, events, openai
+from daemon.api import admin, events, openai, spend
 from daemon.api.common import JSON
 from daemon.auth import Authenticator
 from daemon.config.loader import ProfileError, load_profile
@@ -82,6 +82,9 @@ class Daemon:
                 "embedding": bool(getattr(entry.config, "embedding", False)),
                 "loaded": getattr(provider, "loaded", None),
                 "load_seconds": getattr(provider, "load_seconds", None),
+                "load_error": getattr(provider, "load_error", None),
+                "generated_tokens": getattr(provider, "generated_tokens", None),
+                "cancelled_generations": getattr(provider, "cancelled_generations", None),
                 "price": entry.price and {"input": entry.price.input, "output": entry.price.output},
             })  # fmt: skip
         return {
@@ -176,7 +179,7 @@ def create_app(settings: Settings) -> Starlette:
             await reader.close()
 
     app = Starlette(
-        routes=[*openai.routes, *admin.routes, *events.routes],
+        routes=[*openai.routes, *admin.routes, *events.routes, *spend.routes],
         lifespan=lifespan,
         exception_handlers={
             GatewayError: _gateway_error,

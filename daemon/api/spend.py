@@ -1,0 +1,66 @@
+"""GET /admin/spend (admin keys only): totals, groups and a time series for a calendar window."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from daemon.api.common import JSON, authenticate
+from daemon.auth import require_admin
+from daemon.core.spend import GROUPS, WINDOWS, fill_series, savings, spend_window
+from daemon.errors import InvalidRequest
+from daemon.storage import spend as spend_store
+
+MAX_OFFSET = 14 * 3600  # UTC+14 is the furthest time zone
+
+
+def _number(params: Any, name: str, default: float) -> float:
+    value = params.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidRequest(f"Invalid '{name}': expected a number, got {value!r}.", param=name) from None
+
+
+async def spend(request: Request) -> Response:
+    """?window=today|7d|30d &group_by=model|user|team &utc_offset=<seconds east of UTC> &now=<unix s>"""
+    require_admin(await authenticate(request))
+    params = request.query_params
+    name = params.get("window") or "today"
+    if name not in WINDOWS:
+        raise InvalidRequest(f"Invalid 'window': expected one of {', '.join(WINDOWS)}, got {name!r}.",
+                             param="window")  # fmt: skip
+    group_by = params.get("group_by") or "model"
+    if group_by not in GROUPS:
+        raise InvalidRequest(f"Invalid 'group_by': expected one of {', '.join(GROUPS)}, got {group_by!r}.",
+                             param="group_by")  # fmt: skip
+    now = _number(params, "now", time.time())
+    offset = int(_number(params, "utc_offset", time.localtime(now).tm_gmtoff))
+    if abs(offset) > MAX_OFFSET:
+        raise InvalidRequest("Invalid 'utc_offset': expected seconds within ±14 hours.", param="utc_offset")
+    window = spend_window(name, now, offset)
+    reader = request.app.state.daemon.reader
+    totals = await spend_store.totals(reader, window)
+    body = {
+        "object": "spend",
+        "window": name,
+        "since": window.since,
+        "until": window.until,
+        "bucket_seconds": window.bucket_seconds,
+        "utc_offset": offset,
+        "group_by": group_by,
+        "totals": {k: v for k, v in totals.items() if not k.startswith("local_")},
+        "savings": savings(totals),
+        "groups": await spend_store.by_group(reader, window, group_by),
+        "series": fill_series(await spend_store.series(reader, window), window),
+    }
+    return JSON(body)
+
+
+routes = [Route("/admin/spend", spend, methods=["GET"])]

@@ -1,0 +1,66 @@
+"""Spend windows and time buckets: pure arithmetic over unix seconds and a UTC offset.
+
+"today" and the N-day windows are calendar days in the viewer's time zone (the console sends its
+UTC offset), so a bar labelled Tuesday holds Tuesday's calls wherever the daemon runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+DAY = 86_400
+HOUR = 3_600
+# window name -> (calendar days, bucket seconds)
+WINDOWS: dict[str, tuple[int, int]] = {"today": (1, HOUR), "7d": (7, HOUR * 6), "30d": (30, DAY)}
+GROUPS = ("model", "user", "team")
+SERIES_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cost_usd", "shadow_cost_usd")
+
+
+@dataclass(frozen=True, slots=True)
+class SpendWindow:
+    name: str
+    since: float  # inclusive
+    until: float  # exclusive: the end of today
+    bucket_seconds: int
+    utc_offset: int  # seconds east of UTC; buckets start at local midnight
+
+
+def start_of_day(now: float, utc_offset: int) -> float:
+    return float((int(now) + utc_offset) // DAY * DAY - utc_offset)
+
+
+def spend_window(name: str, now: float, utc_offset: int) -> SpendWindow:
+    """The calendar days of `name` ending with the day that contains `now`. KeyError if unknown."""
+    days, bucket = WINDOWS[name]
+    today = start_of_day(now, utc_offset)
+    return SpendWindow(name, today - (days - 1) * DAY, today + DAY, bucket, utc_offset)
+
+
+def bucket_start(ts: float, window: SpendWindow) -> float:
+    size, offset = window.bucket_seconds, window.utc_offset
+    return float((int(ts) + offset) // size * size - offset)
+
+
+def fill_series(rows: list[dict[str, Any]], window: SpendWindow) -> list[dict[str, Any]]:
+    """One entry per bucket of the window, zeros where nothing was spent."""
+    by_start = {float(row["start"]): row for row in rows}
+    series = []
+    start = window.since
+    while start < window.until:
+        row = by_start.get(start)
+        entry: dict[str, Any] = {"start": start}
+        for name in SERIES_FIELDS:
+            entry[name] = row[name] if row else 0
+        series.append(entry)
+        start += window.bucket_seconds
+    return series
+
+
+def savings(totals: dict[str, Any]) -> dict[str, float]:
+    """What serving locally saved: the reference model's price minus what local calls cost.
+
+    Cache and routing savings join here when those stages record what they avoided.
+    """
+    local = float(totals.get("local_shadow_cost_usd") or 0) - float(totals.get("local_cost_usd") or 0)
+    return {"local_serving_usd": max(local, 0.0)}
