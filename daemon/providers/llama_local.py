@@ -12,24 +12,30 @@ remote models only never pays for it.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import os
 import queue
 import threading
 import time
-import uuid
 from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
-
-import orjson
 
 from daemon.config.schema import LlamaCppModel
 from daemon.core.cost import Usage
 from daemon.errors import GatewayError, InvalidRequest, ModelUnavailable, ProviderError
 from daemon.providers.base import Call, Chunk, Completion, Embeddings
+from daemon.providers.llama_translate import (
+    Finished,
+    StreamFrame,
+    chat_arguments,
+    completion_from,
+    completion_id,
+    embedding_data,
+    embedding_inputs,
+    encoding_format,
+)
 from daemon.providers.model_files import resolve_model_path
 
 if TYPE_CHECKING:
@@ -40,7 +46,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # OpenAI sampling fields that llama's create_chat_completion takes under the same name.
-_SAMPLING_FIELDS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
 
 
 # --- the worker thread ---------------------------------------------------------------------
@@ -149,163 +154,6 @@ def _completion_tokens(llm: Llama, generation: _Generation) -> int:
     return generation.sampled
 
 
-# --- OpenAI body -> llama arguments ---------------------------------------------------------
-
-
-def chat_arguments(body: dict[str, Any]) -> dict[str, Any]:
-    """create_chat_completion's keyword arguments for an OpenAI chat body; unusable fields dropped."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise InvalidRequest("'messages' must be a non-empty list.", param="messages")
-    arguments: dict[str, Any] = {"messages": [_plain_message(message) for message in messages]}
-    for name in _SAMPLING_FIELDS:
-        if body.get(name) is not None:
-            arguments[name] = body[name]
-    max_tokens = body.get("max_completion_tokens")
-    if max_tokens is None:
-        max_tokens = body.get("max_tokens")
-    if max_tokens is not None:
-        arguments["max_tokens"] = max_tokens
-    stop = body.get("stop")
-    if stop is not None:
-        arguments["stop"] = [stop] if isinstance(stop, str) else list(stop)
-    response_format = _response_format(body.get("response_format"))
-    if response_format is not None:
-        arguments["response_format"] = response_format
-    return arguments
-
-
-def _plain_message(message: Any) -> dict[str, str]:
-    """Role and text only: llama's chat formatters read nothing else."""
-    if not isinstance(message, dict):
-        raise InvalidRequest("Each message must be an object.", param="messages")
-    role = message.get("role")
-    role = "system" if role == "developer" else role
-    content = message.get("content")
-    if isinstance(content, list):
-        if any(not isinstance(part, dict) or part.get("type") != "text" for part in content):
-            raise InvalidRequest("Local models accept text content parts only.", param="messages")
-        content = "".join(str(part.get("text") or "") for part in content)
-    return {"role": str(role), "content": content if isinstance(content, str) else ""}
-
-
-def _response_format(value: Any) -> dict[str, Any] | None:
-    """json_object and json_schema become llama's grammar-constrained JSON; text needs nothing."""
-    if not isinstance(value, dict):
-        return None
-    if value.get("type") == "json_object":
-        return {"type": "json_object"}
-    spec = value.get("json_schema") if value.get("type") == "json_schema" else None
-    schema = spec.get("schema") if isinstance(spec, dict) else None
-    return {"type": "json_object", "schema": schema} if isinstance(schema, dict) else None
-
-
-def embedding_inputs(body: dict[str, Any]) -> list[str]:
-    raw = body.get("input")
-    if isinstance(raw, str):
-        return [raw]
-    if isinstance(raw, list) and raw and all(isinstance(text, str) for text in raw):
-        return raw
-    raise InvalidRequest(
-        "'input' must be a string or a non-empty list of strings (local models take no token arrays).",
-        param="input",
-    )
-
-
-def encoding_format(body: dict[str, Any]) -> str:
-    value = body.get("encoding_format") or "float"
-    if value not in ("float", "base64"):
-        raise InvalidRequest("'encoding_format' must be 'float' or 'base64'.", param="encoding_format")
-    return str(value)
-
-
-# --- llama results -> OpenAI bodies ---------------------------------------------------------
-
-
-def usage_body(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class _StreamFrame:
-    """What every chunk of one stream repeats."""
-
-    id: str
-    created: int
-    model: str
-
-    def payload(self, choices: list[dict[str, Any]], usage: Usage | None = None) -> bytes:
-        body: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        }
-        if usage is not None:
-            body["usage"] = usage_body(usage)
-        return orjson.dumps(body)
-
-    def delta(self, delta: dict[str, str], finish_reason: str | None = None) -> bytes:
-        return self.payload([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
-
-
-@dataclass(frozen=True, slots=True)
-class _Finished:
-    finish_reason: str
-    usage: Usage
-
-
-def _completion_id() -> str:
-    return f"chatcmpl-{uuid.uuid4().hex}"
-
-
-def completion_from(model: str, response: dict[str, Any]) -> Completion:
-    choice = response["choices"][0]
-    text = choice["message"].get("content") or ""
-    reported = response.get("usage") or {}
-    usage = Usage(int(reported.get("prompt_tokens", 0)), int(reported.get("completion_tokens", 0)))
-    body = {
-        "id": _completion_id(),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "logprobs": None,
-                "finish_reason": choice.get("finish_reason"),
-            }
-        ],
-        "usage": usage_body(usage),
-    }
-    return Completion(body=body, usage=usage, text=text, finish_reason=choice.get("finish_reason"))
-
-
-def _embedding_data(vectors: list[Any], encoding: str) -> list[dict[str, Any]]:
-    """L2-normalised, as sentence-transformers and OpenAI return them; base64 = little-endian f32."""
-    import numpy as np
-
-    data: list[dict[str, Any]] = []
-    for index, vector in enumerate(vectors):
-        array = np.asarray(vector, dtype=np.float32)
-        if array.ndim == 2:  # a GGUF without pooling gives one vector per token: mean-pool them
-            array = array.mean(axis=0)
-        array = array / max(float(np.linalg.norm(array)), 1e-12)
-        embedding: Any = (
-            base64.b64encode(array.astype("<f4").tobytes()).decode()
-            if encoding == "base64"
-            else array.tolist()
-        )
-        data.append({"object": "embedding", "index": index, "embedding": embedding})
-    return data
-
-
 # --- the provider ----------------------------------------------------------------------------
 
 
@@ -355,16 +203,16 @@ class LlamaCppProvider:
         arguments = chat_arguments(call.body)
         generation = _Generation()
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue[str | _Finished | _Failed] = asyncio.Queue()
+        events: asyncio.Queue[str | Finished | _Failed] = asyncio.Queue()
 
         def emit(item: object) -> None:
             _post(loop, events.put_nowait, item)
 
-        def job(llm: Llama) -> _Finished:
+        def job(llm: Llama) -> Finished:
             return self._chat_stream(llm, arguments, generation, emit)
 
         self._submit(job, emit, generation.cancel)
-        frame = _StreamFrame(_completion_id(), int(time.time()), call.model)
+        frame = StreamFrame(completion_id(), int(time.time()), call.model)
         try:
             item = await events.get()
             if isinstance(item, _Failed):  # before any chunk: the gateway can still answer with an error
@@ -521,7 +369,7 @@ class LlamaCppProvider:
 
     def _chat_stream(
         self, llm: Llama, arguments: dict[str, Any], generation: _Generation, emit: Callable[[object], None]
-    ) -> _Finished:
+    ) -> Finished:
         self._meter.current = generation
         finish_reason = "stop"
         chunks = cast("Generator[dict[str, Any]]", llm.create_chat_completion(**arguments, stream=True))
@@ -539,7 +387,7 @@ class LlamaCppProvider:
         finally:
             chunks.close()  # closing llama's generator ends its sampling loop
             self._count(generation)
-        return _Finished(finish_reason, Usage(generation.prompt_tokens, _completion_tokens(llm, generation)))
+        return Finished(finish_reason, Usage(generation.prompt_tokens, _completion_tokens(llm, generation)))
 
     def _count(self, generation: _Generation) -> None:
         self._meter.current = None
@@ -549,4 +397,4 @@ class LlamaCppProvider:
 
     def _embed(self, llm: Llama, texts: list[str], encoding: str) -> tuple[list[dict[str, Any]], int]:
         vectors, count = llm.embed(texts, return_count=True)
-        return _embedding_data(vectors, encoding), int(count)
+        return embedding_data(vectors, encoding), int(count)

@@ -103,7 +103,8 @@ class RemoteClient:
             except aiohttp.ClientError as exc:
                 if attempt >= self.config.retries:
                     raise ProviderError(
-                        f"Upstream {self.name!r} could not be reached ({self.config.base_url}): {type(exc).__name__}."
+                        f"Upstream {self.name!r} could not be reached ({self.config.base_url}): "
+                        f"{type(exc).__name__}."
                     ) from None
             else:
                 if response.status < 400:
