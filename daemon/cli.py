@@ -38,8 +38,9 @@ def _serve(args: argparse.Namespace) -> int:
         conn.close()
         if not active:
             print(
-                f"llmops: refusing to listen on {settings.host}: there are no API keys, so anyone who can reach "
-                "this address could use it. Create one first (llmops keys create NAME --admin) or bind 127.0.0.1.",
+                f"llmops: refusing to listen on {settings.host}: there are no API keys, so anyone who can "
+                "reach this address could use it. Create one first (llmops keys create NAME --admin) "
+                "or bind 127.0.0.1.",
                 file=sys.stderr,
             )
             return 2
@@ -97,7 +98,8 @@ def _keys_list(args: argparse.Namespace) -> int:
         state = "revoked" if r["revoked_at"] else "active"
         role = "admin" if r["is_admin"] else "user"
         print(
-            f"{r['name']:20} {r['id']:12} {r['prefix']:11} {r['user']:14} {r['team'] or '-':12} {role:6} {created:16} {state}"
+            f"{r['name']:20} {r['id']:12} {r['prefix']:11} {r['user']:14} {r['team'] or '-':12} "
+            f"{role:6} {created:16} {state}"
         )
     return 0
 

@@ -67,7 +67,12 @@ class Gateway:
     def record_later(self, trace: Trace) -> None:
         """For a request whose client is gone: write without waiting."""
         future = self._writer.submit(insert_job(trace))
-        future.add_done_callback(lambda f: f.exception() is None and self._publish(trace, f.result()))
+
+        def published(done: Any) -> None:
+            if not done.cancelled() and done.exception() is None:
+                self._publish(trace, done.result())
+
+        future.add_done_callback(published)
 
     def _publish(self, trace: Trace, seq: int) -> None:
         if self._bus.subscribers:

@@ -38,7 +38,8 @@ def backoff_seconds(attempt: int, retry_after: str | None) -> float:
             return min(float(retry_after), MAX_BACKOFF_S)
         except ValueError:
             pass
-    return min(MAX_BACKOFF_S, 0.25 * 2**attempt) * random.uniform(0.5, 1.0)
+    ceiling: float = min(MAX_BACKOFF_S, 0.25 * 2.0**attempt)
+    return ceiling * random.uniform(0.5, 1.0)
 
 
 class RemoteClient:

@@ -32,7 +32,7 @@ def sqlite_module() -> Any:
             return sqlite3
     finally:
         probe.close()
-    import sqlean  # type: ignore[import-untyped]
+    import sqlean
 
     return sqlean
 

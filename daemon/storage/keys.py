@@ -53,7 +53,8 @@ def create_key(
 
 def list_keys(conn: Any) -> list[dict[str, Any]]:
     cursor = conn.execute(
-        "SELECT id, name, prefix, user, team, is_admin, created_at, revoked_at FROM api_keys ORDER BY created_at"
+        "SELECT id, name, prefix, user, team, is_admin, created_at, revoked_at"
+        " FROM api_keys ORDER BY created_at"
     )
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -22,8 +22,8 @@ def available_migrations() -> list[tuple[int, str, str]]:
 def migrate(conn: Any) -> list[str]:
     """Apply pending migrations on a blocking connection (isolation_level=None); return their names."""
     conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL DEFAULT (unixepoch('subsec')))"
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " applied_at REAL NOT NULL DEFAULT (unixepoch('subsec')))"
     )
     done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
     applied = []

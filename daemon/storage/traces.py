@@ -33,7 +33,7 @@ def insert_job(trace: Trace) -> Any:
     row = _row(trace)
 
     def job(conn: Any) -> int:
-        return conn.execute(INSERT_SQL, row).lastrowid
+        return int(conn.execute(INSERT_SQL, row).lastrowid)
 
     return job
 

@@ -9,6 +9,7 @@ write is durable (WAL, synchronous=NORMAL: it survives the process being killed)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -122,10 +123,8 @@ class Writer:
         for pending, (ok, value) in zip(batch, outcomes, strict=True):
             by_loop.setdefault(pending.loop, []).append((pending, ok, value))
         for loop, items in by_loop.items():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop closed while we wrote
                 loop.call_soon_threadsafe(_resolve, items)
-            except RuntimeError:  # the loop closed while we wrote
-                pass
 
 
 def _resolve(items: list[tuple[_Pending, bool, Any]]) -> None:
