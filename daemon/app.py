@@ -177,6 +177,7 @@ def create_app(settings: Settings) -> Starlette:
             await daemon.drain()
             await asyncio.to_thread(writer.stop)  # every queued trace is written before we exit
             await reader.close()
+            log.info("llmops stopped cleanly: in-flight requests finished, traces written")
 
     app = Starlette(
         routes=[*openai.routes, *admin.routes, *events.routes, *spend.routes],
