@@ -7,9 +7,11 @@ provider call; each is a module of its own.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +95,25 @@ class Gateway:
         error.trace_id = trace.id
         await self.record(trace)
 
+    @asynccontextmanager
+    async def failures_traced(self, trace: Trace, started: float) -> AsyncIterator[None]:
+        """A call that fails is still a trace; unexpected errors become a 500 that hides internals."""
+        try:
+            yield
+        except GatewayError as exc:
+            await self.record_failure(trace, exc, started)
+            raise
+        except asyncio.CancelledError:
+            trace.status, trace.http_status, trace.error = "cancelled", 499, "client disconnected"
+            trace.latency_ms = _ms(started)
+            self.record_later(trace)
+            raise
+        except Exception:
+            log.exception("%s call failed", trace.endpoint)
+            error = internal_error()
+            await self.record_failure(trace, error, started)
+            raise error from None
+
     # -- chat ----------------------------------------------------------------------------------------
 
     def _prepare(self, trace: Trace, body: dict[str, Any], runtime: Runtime) -> tuple[ModelEntry, Call]:
@@ -123,19 +144,11 @@ class Gateway:
         runtime = self._runtime()
         trace = self.new_trace("chat", principal)
         with runtime.pinned():
-            try:
+            async with self.failures_traced(trace, started):
                 entry, call = self._prepare(trace, body, runtime)
                 provider_started = time.perf_counter()
                 completion = await entry.provider.complete(call)
                 provider_ms = _ms(provider_started)
-            except GatewayError as exc:
-                await self.record_failure(trace, exc, started)
-                raise
-            except Exception:
-                log.exception("chat call failed")
-                error = internal_error()
-                await self.record_failure(trace, error, started)
-                raise error from None
         usage = completion.usage
         if not usage.total_tokens:
             usage = Usage(tokens.count_messages(body["messages"]), tokens.count_text(completion.text))
@@ -153,20 +166,17 @@ class Gateway:
         runtime = self._runtime()
         trace = self.new_trace("chat", principal)
         pin = runtime.pinned()
-        pin.__enter__()
+        pin.__enter__()  # held until the relay ends, not just this function
         try:
-            entry, call = self._prepare(trace, body, runtime)
-            provider_started = time.perf_counter()
-            upstream = aiter(entry.provider.stream(call))
-            first = await anext(upstream, None)
-            waited_ms = _ms(provider_started)
-        except BaseException as exc:
+            async with self.failures_traced(trace, started):
+                entry, call = self._prepare(trace, body, runtime)
+                provider_started = time.perf_counter()
+                upstream = aiter(entry.provider.stream(call))
+                first = await anext(upstream, None)
+                waited_ms = _ms(provider_started)
+        except BaseException:
             pin.__exit__(None, None, None)
-            error = exc if isinstance(exc, GatewayError) else internal_error()
-            if not isinstance(exc, GatewayError | GeneratorExit):
-                log.exception("chat stream failed to start")
-            await self.record_failure(trace, error, started)
-            raise error from None
+            raise
         trace.ttft_ms = _ms(started)
         overhead_ms = trace.ttft_ms - waited_ms
         relay = _Relay(self, trace, entry, body, runtime, started, overhead_ms)
@@ -178,7 +188,7 @@ class Gateway:
         runtime = self._runtime()
         trace = self.new_trace("embeddings", principal)
         with runtime.pinned():
-            try:
+            async with self.failures_traced(trace, started):
                 trace.requested_model = body.get("model")
                 trace.request = _embedding_record(body, runtime.profile.traces.max_text_chars)
                 entry = runtime.model(body.get("model"))
@@ -186,14 +196,6 @@ class Gateway:
                 provider_started = time.perf_counter()
                 result = await entry.provider.embed(Call(body, entry.name, entry.upstream_model))
                 provider_ms = _ms(provider_started)
-            except GatewayError as exc:
-                await self.record_failure(trace, exc, started)
-                raise
-            except Exception:
-                log.exception("embeddings call failed")
-                error = internal_error()
-                await self.record_failure(trace, error, started)
-                raise error from None
         self._settle(trace, entry, result.usage)
         trace.latency_ms = _ms(started)
         trace.overhead_ms = trace.latency_ms - provider_ms
