@@ -3,34 +3,59 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-QUEUE_SIZE = 2048
+QUEUE_SIZE = 4096
+Event = tuple[str, Any]
+
+
+class Subscription:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_SIZE)
+        self.dropped = 0
+
+    def offer(self, event: Event) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += 1  # a slow consumer misses events rather than slowing the gateway
+
+    async def next_batch(self, timeout: float) -> list[Event]:
+        """Everything queued, waiting up to `timeout` for the first; [] on timeout.
+
+        Batches keep a busy stream cheap: one write per batch, not per trace."""
+        try:
+            first = await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return []
+        batch = [first]
+        while not self.queue.empty():
+            batch.append(self.queue.get_nowait())
+        if self.dropped:
+            batch.append(("lagged", {"dropped": self.dropped}))
+            self.dropped = 0
+        return batch
 
 
 class EventBus:
     def __init__(self) -> None:
-        self._subscribers: set[asyncio.Queue[tuple[str, Any]]] = set()
+        self._subscriptions: set[Subscription] = set()
 
     @property
     def subscribers(self) -> int:
-        return len(self._subscribers)
+        return len(self._subscriptions)
 
     def publish(self, kind: str, data: Any) -> None:
-        for queue in self._subscribers:
-            try:
-                queue.put_nowait((kind, data))
-            except asyncio.QueueFull:
-                # A slow consumer misses events rather than slowing the gateway; it is told so.
-                queue.get_nowait()
-                queue.put_nowait(("lagged", {"dropped": 1}))
+        for subscription in self._subscriptions:
+            subscription.offer((kind, data))
 
-    async def subscribe(self) -> AsyncIterator[tuple[str, Any]]:
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(QUEUE_SIZE)
-        self._subscribers.add(queue)
+    @contextmanager
+    def subscribe(self) -> Iterator[Subscription]:
+        subscription = Subscription()
+        self._subscriptions.add(subscription)
         try:
-            while True:
-                yield await queue.get()
+            yield subscription
         finally:
-            self._subscribers.discard(queue)
+            self._subscriptions.discard(subscription)

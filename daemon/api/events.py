@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import orjson
@@ -12,37 +11,31 @@ from starlette.routing import Route
 
 from daemon.api.common import authenticate
 from daemon.auth import require_admin
+from daemon.events import EventBus
 
 KEEPALIVE_SECONDS = 15.0
 
 
 async def events(request: Request) -> Response:
     require_admin(await authenticate(request))
-    bus = request.app.state.daemon.bus
     return StreamingResponse(
-        _stream(bus.subscribe()),
+        _stream(request.app.state.daemon.bus),
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
 
 
-async def _stream(subscription: AsyncIterator[tuple[str, object]]) -> AsyncIterator[bytes]:
-    yield b": connected\n\n"  # lets the client know the subscription is live
-    pending: asyncio.Task[tuple[str, object]] | None = None
-    try:
+async def _stream(bus: EventBus) -> AsyncIterator[bytes]:
+    with bus.subscribe() as subscription:
+        yield b": connected\n\n"  # the subscription is live from here on
         while True:
-            pending = pending or asyncio.ensure_future(anext(subscription))
-            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
-            if not done:
+            batch = await subscription.next_batch(KEEPALIVE_SECONDS)
+            if not batch:
                 yield b": keep-alive\n\n"
                 continue
-            kind, data = pending.result()
-            pending = None
-            yield b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-    finally:
-        if pending is not None:
-            pending.cancel()
-        await subscription.aclose()  # type: ignore[attr-defined]
+            yield b"".join(
+                b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n" for kind, data in batch
+            )
 
 
 routes = [Route("/admin/events", events, methods=["GET"])]
