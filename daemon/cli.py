@@ -188,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--key", default=key_default, help="admin key (or LLMOPS_API_KEY)")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_status)
+
+    from llmops_tui.cli import add_commands
+
+    add_commands(sub)
     return parser
 
 

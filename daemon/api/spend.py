@@ -43,7 +43,8 @@ async def spend(request: Request) -> Response:
     now = _number(params, "now", time.time())
     offset = int(_number(params, "utc_offset", time.localtime(now).tm_gmtoff))
     if abs(offset) > MAX_OFFSET:
-        raise InvalidRequest("Invalid 'utc_offset': expected seconds within ±14 hours.", param="utc_offset")
+        raise InvalidRequest("Invalid 'utc_offset': expected seconds east of UTC, within ±14 hours.",
+                             param="utc_offset")  # fmt: skip
     window = spend_window(name, now, offset)
     reader = request.app.state.daemon.reader
     totals = await spend_store.totals(reader, window)
@@ -53,9 +54,9 @@ async def spend(request: Request) -> Response:
         "since": window.since,
         "until": window.until,
         "bucket_seconds": window.bucket_seconds,
-        "utc_offset": offset,
+        "utc_offset": window.utc_offset,
         "group_by": group_by,
-        "totals": {k: v for k, v in totals.items() if not k.startswith("local_")},
+        "totals": {k: v for k, v in totals.items() if k != "local_cost_usd"},
         "savings": savings(totals),
         "groups": await spend_store.by_group(reader, window, group_by),
         "series": fill_series(await spend_store.series(reader, window), window),

@@ -14,6 +14,7 @@ HOUR = 3_600
 # window name -> (calendar days, bucket seconds)
 WINDOWS: dict[str, tuple[int, int]] = {"today": (1, HOUR), "7d": (7, HOUR * 6), "30d": (30, DAY)}
 GROUPS = ("model", "user", "team")
+ROLLUP_SECONDS = 3600  # storage keeps hourly sums (UTC hours)
 SERIES_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cost_usd", "shadow_cost_usd")
 
 
@@ -31,7 +32,13 @@ def start_of_day(now: float, utc_offset: int) -> float:
 
 
 def spend_window(name: str, now: float, utc_offset: int) -> SpendWindow:
-    """The calendar days of `name` ending with the day that contains `now`. KeyError if unknown."""
+    """The calendar days of `name` ending with the day that contains `now`. KeyError if unknown.
+
+    Storage sums whole UTC hours, so an offset with minutes (India +5:30, Nepal +5:45) is taken
+    down to the whole hour: such a viewer's day starts 30 or 45 minutes after their midnight.
+    The window returned says exactly which span was summed.
+    """
+    utc_offset -= utc_offset % ROLLUP_SECONDS
     days, bucket = WINDOWS[name]
     today = start_of_day(now, utc_offset)
     return SpendWindow(name, today - (days - 1) * DAY, today + DAY, bucket, utc_offset)
@@ -58,9 +65,9 @@ def fill_series(rows: list[dict[str, Any]], window: SpendWindow) -> list[dict[st
 
 
 def savings(totals: dict[str, Any]) -> dict[str, float]:
-    """What serving locally saved: the reference model's price minus what local calls cost.
-
-    Cache and routing savings join here when those stages record what they avoided.
+    """What serving locally saved: the reference model's price (shadow cost, which only local calls
+    have) minus what those calls cost. Cache and routing savings join here when those stages record
+    what they avoided.
     """
-    local = float(totals.get("local_shadow_cost_usd") or 0) - float(totals.get("local_cost_usd") or 0)
+    local = float(totals.get("shadow_cost_usd") or 0) - float(totals.get("local_cost_usd") or 0)
     return {"local_serving_usd": max(local, 0.0)}

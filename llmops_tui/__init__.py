@@ -1,0 +1,1 @@
+"""The llmops console: a Textual app that talks to the daemon over HTTP and SSE only."""

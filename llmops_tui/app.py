@@ -1,0 +1,176 @@
+"""The console app: two modes (live traces, spend), the daemon connection, ratings, help and palette."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from llmops_tui import format as fmt
+from llmops_tui.client import DaemonClient, DaemonError
+from llmops_tui.messages import (
+    DaemonConnected,
+    DaemonDisconnected,
+    DaemonReconnected,
+    FeedbackReceived,
+    ProfileReloaded,
+    TracesReceived,
+)
+from llmops_tui.screens.help import HelpScreen
+from llmops_tui.screens.spend import SpendScreen
+from llmops_tui.screens.trace_detail import TraceDetailScreen
+from llmops_tui.screens.traces import TracesScreen
+from llmops_tui.state import Connection
+from llmops_tui.widgets.rating import RatingDialog
+from llmops_tui.widgets.trace_table import TraceTable
+
+RATE_WINDOW_SECONDS = 5.0
+
+
+class LlmopsApp(App[None]):
+    TITLE = "llmops"
+    CSS_PATH = ["app.tcss", "traces.tcss", "detail.tcss", "spend.tcss", "dialogs.tcss"]
+    MODES: ClassVar[dict[str, Any]] = {"traces": TracesScreen, "spend": SpendScreen}
+    DEFAULT_MODE = "traces"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("t", "show('traces')", "Traces"),
+        Binding("s", "show('spend')", "Spend"),
+        Binding("question_mark", "help", "Help"),
+        Binding("R", "retry", "Reconnect now", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    connection: reactive[Connection] = reactive(Connection(url=""), always_update=True)
+    traces_per_second: reactive[float] = reactive(0.0)
+
+    def __init__(
+        self, client: DaemonClient, *, now: float | None = None, utc_offset: int | None = None
+    ) -> None:
+        """`now` freezes the spend windows' clock (snapshot tests); `utc_offset` sets whose "today" it is."""
+        super().__init__()
+        self.client = client
+        self.frozen_now = now
+        self.utc_offset = utc_offset if utc_offset is not None else time.localtime().tm_gmtoff
+        self.ratings: dict[str, float] = {}
+        self.live_screens: set[Screen[Any]] = set()
+        self._arrivals: deque[tuple[float, int]] = deque()
+        self.set_reactive(LlmopsApp.connection, Connection(url=client.label))
+
+    def on_mount(self) -> None:
+        self.listen()
+        self.set_interval(1.0, self._update_rate)
+
+    @work(group="daemon-events")
+    async def listen(self) -> None:
+        await self.client.listen(self)
+
+    async def on_unmount(self) -> None:
+        await self.client.aclose()
+
+    # -- the daemon's messages -----------------------------------------------------------------------
+
+    def _forward(self, make: Any) -> None:
+        for screen in list(self.live_screens):
+            screen.post_message(make())
+
+    def on_daemon_connected(self, message: DaemonConnected) -> None:
+        self.connection = self.connection.up(message.status)
+
+    def on_daemon_reconnected(self, message: DaemonReconnected) -> None:
+        self.connection = self.connection.up(message.status)
+        self.notify(f"Reconnected to the daemon after {message.down_seconds:.0f} s.", timeout=4)
+        self._forward(lambda: DaemonReconnected(message.status, message.down_seconds))
+
+    def on_daemon_disconnected(self, message: DaemonDisconnected) -> None:
+        self.connection = self.connection.down(message.reason, message.retry_in, message.attempt)
+
+    def on_profile_reloaded(self, message: ProfileReloaded) -> None:
+        self.connection = self.connection.reloaded(message.ok, message.name, message.error)
+        if message.ok:
+            self.notify(f"Profile {message.name} reloaded.", timeout=3)
+        else:
+            self.notify(f"Profile reload rejected: {message.error}", severity="error", timeout=8)
+
+    def on_traces_received(self, message: TracesReceived) -> None:
+        self._arrivals.append((time.monotonic(), len(message.traces)))
+        self._forward(lambda: TracesReceived(message.traces, message.dropped))
+
+    def on_feedback_received(self, message: FeedbackReceived) -> None:
+        self.ratings[message.feedback["trace_id"]] = message.feedback["score"]
+        self._forward(lambda: FeedbackReceived(message.feedback))
+
+    def _update_rate(self) -> None:
+        cutoff = time.monotonic() - RATE_WINDOW_SECONDS
+        while self._arrivals and self._arrivals[0][0] < cutoff:
+            self._arrivals.popleft()
+        self.traces_per_second = sum(n for _, n in self._arrivals) / RATE_WINDOW_SECONDS
+
+    # -- rating (from the table, the detail and the palette) ------------------------------------------
+
+    @work(group="rate")
+    async def rate(self, trace_id: str, score: float, comment: str | None) -> None:
+        try:
+            entry = await self.client.rate(trace_id, score, comment)
+        except DaemonError as exc:
+            self.notify(f"Rating not saved: {exc.message}", severity="error")
+            return
+        self.ratings[trace_id] = entry["score"]
+        self._forward(lambda: FeedbackReceived(entry))
+        self.notify(f"Rated {fmt.score(entry['score'])}" + (" with a comment" if comment else ""), timeout=2)
+
+    # -- actions -------------------------------------------------------------------------------------
+
+    def action_show(self, mode: str) -> None:
+        if self.current_mode == mode:
+            while len(self.screen_stack) > 1:  # back to the mode's main screen
+                self.pop_screen()
+        else:
+            self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen([
+            ("Anywhere", LlmopsApp), ("Traces", TracesScreen), ("Table", TraceTable),
+            ("Trace detail", TraceDetailScreen), ("Spend", SpendScreen), ("Rating", RatingDialog),
+        ]))  # fmt: skip
+
+    def action_retry(self) -> None:
+        self.client.retry_now()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield SystemCommand("Traces", "Live traces (t)", lambda: self.action_show("traces"))
+        yield SystemCommand(
+            "Spend", "Token spend by model, user, team (s)", lambda: self.action_show("spend")
+        )
+        yield SystemCommand("Help", "Every key (?)", self.action_help)
+        yield SystemCommand(
+            "Reconnect now", "Retry the daemon connection without waiting (R)", self.action_retry
+        )
+        if isinstance(screen, TracesScreen):
+            yield SystemCommand(
+                "Filter traces", "By model, user, team, status, text (/)", screen.action_filter
+            )
+            yield SystemCommand(
+                "Follow / pause", "Tail new traces or hold the view (f)", screen.action_toggle_follow
+            )
+            yield SystemCommand(
+                "Sort traces", "Cycle time, latency, cost, tokens, TTFT (o)", screen.action_cycle_sort
+            )
+            yield SystemCommand("Reload traces", "Query the daemon again (r)", screen.action_reload)
+        if isinstance(screen, SpendScreen):
+            yield SystemCommand("Spend window", "Today, 7 days, 30 days (w)", screen.action_next_window)
+            yield SystemCommand("Spend grouping", "By model, user, team (g)", screen.action_next_group)
+            yield SystemCommand(
+                "Spend chart", "Cost, shadow cost, requests, tokens (v)", screen.action_next_metric
+            )
+        if isinstance(screen, TracesScreen | TraceDetailScreen):
+            yield SystemCommand("Comment on trace", "Rate with a comment (c)", screen.action_comment)
+        yield from super().get_system_commands(screen)

@@ -1,0 +1,104 @@
+"""How numbers, times and scores look in the console: pure functions, shared by every screen."""
+
+from __future__ import annotations
+
+import math
+import shlex
+import time
+from collections.abc import Mapping
+from typing import Any
+
+SLOW_MS = 2_000.0  # a call this slow is shown in yellow; five times this, in red
+FILTER_FIELDS = ("model", "user", "team", "status")
+
+
+def clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def stamp(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 1_000:
+        return f"{value:.0f}ms"
+    if value < 60_000:
+        return f"{value / 1000:.1f}s"
+    return f"{value / 60_000:.1f}m"
+
+
+def usd(value: float | None) -> str:
+    if not value:
+        return "$0"
+    if value < 1:  # two significant digits: $0.42, $0.0042, $0.000031
+        decimals = min(2 - math.floor(math.log10(value)) - 1, 8)
+        return f"${value:.{decimals}f}"
+    if value < 100:
+        return f"${value:.2f}"
+    return f"${value:,.0f}"
+
+
+def count(value: int | float) -> str:
+    value = int(value)
+    if value < 10_000:
+        return str(value)
+    if value < 1_000_000:
+        return f"{value / 1000:.1f}k"
+    return f"{value / 1_000_000:.1f}M"
+
+
+def score(value: float | None) -> str:
+    """-1 thumbs down, 0 neutral, 1-5 stars (the API's scale; thumbs up is stored as 1)."""
+    if value is None:
+        return ""
+    if value < 0:
+        return "▼"
+    if value == 0:
+        return "·"
+    return f"★{value:g}"
+
+
+def slowness(latency_ms: float | None) -> str | None:
+    if latency_ms is None or latency_ms < SLOW_MS:
+        return None
+    return "very-slow" if latency_ms >= SLOW_MS * 5 else "slow"
+
+
+def parse_filter(text: str) -> dict[str, str]:
+    """`model:gpt-4o user:alice status:error refund policy` -> query parameters for /admin/traces.
+
+    Words without a known `field:` prefix form the free-text search (`q`); quotes group words.
+    """
+    try:
+        words = shlex.split(text)
+    except ValueError:  # an unbalanced quote: take the words as they are
+        words = text.split()
+    query: dict[str, str] = {}
+    free: list[str] = []
+    for word in words:
+        field, sep, value = word.partition(":")
+        if sep and field.lower() in FILTER_FIELDS and value:
+            query[field.lower()] = value
+        else:
+            free.append(word)
+    if free:
+        query["q"] = " ".join(free)
+    return query
+
+
+def describe_filter(query: dict[str, str]) -> str:
+    parts = [f"{k}:{v}" for k, v in query.items() if k != "q"]
+    if query.get("q"):
+        parts.append(f'"{query["q"]}"')
+    return " ".join(parts)
+
+
+def matches(trace: Mapping[str, Any], query: Mapping[str, str]) -> bool:
+    """Whether a live trace belongs under the filter's structured fields (the daemon's semantics)."""
+    model = query.get("model")
+    if model and model not in (trace.get("served_model"), trace.get("requested_model")):
+        return False
+    return all(trace.get(field) == query[field] for field in ("user", "team", "status") if query.get(field))

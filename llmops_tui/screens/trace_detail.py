@@ -1,0 +1,203 @@
+"""One trace: the conversation and response (markdown), tokens, cost, timings, metadata, feedback."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.markup import escape
+from textual.screen import Screen
+from textual.widgets import Footer, Markdown, Static
+
+from llmops_tui import format as fmt
+from llmops_tui.client import DaemonError
+from llmops_tui.messages import DaemonReconnected, FeedbackReceived
+from llmops_tui.screens.traces import RATE_BINDINGS
+from llmops_tui.widgets.rating import RatingDialog
+from llmops_tui.widgets.status_bar import ConnectionBanner, StatusBar
+
+if TYPE_CHECKING:
+    from llmops_tui.app import LlmopsApp
+
+
+def conversation_markdown(request: dict[str, Any] | None) -> str:
+    if not request:
+        return "*No request was recorded.*"
+    if "input" in request:  # embeddings
+        return "#### input\n\n" + _fence(json.dumps(request["input"], indent=2, ensure_ascii=False))
+    parts = []
+    for message in request.get("messages", []):
+        content = message.get("content")
+        if isinstance(content, list):  # content parts: keep the text, name the rest
+            content = "\n\n".join(p.get("text") or f"[{p.get('type', 'part')}]" for p in content)
+        parts.append(f"#### {message.get('role', '?')}\n\n{content or '*(empty)*'}")
+    return "\n\n".join(parts) or "*No messages.*"
+
+
+def _fence(text: str) -> str:
+    return f"```\n{text}\n```"
+
+
+def facts_table(trace: dict[str, Any]) -> Group:
+    table = Table.grid(padding=(0, 2))
+    for _ in range(2):
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="fold")
+    model = trace.get("served_model") or "-"
+    if trace.get("requested_model") and trace["requested_model"] != model:
+        model += f" (asked {trace['requested_model']})"
+    status = Text(f"{trace['status']} {trace['http_status']}",
+                  style="green" if trace["status"] == "ok" else "red")  # fmt: skip
+    latency = Text(fmt.ms(trace.get("latency_ms")), style=_slow_style(trace.get("latency_ms")))
+    tokens = f"{trace['prompt_tokens']} in / {trace['completion_tokens']} out"
+    if trace.get("cached_tokens"):
+        tokens += f" ({trace['cached_tokens']} cached)"
+    if (trace.get("metadata") or {}).get("usage_estimated"):
+        tokens += " · estimated"
+    rows = [
+        ("model", model, "provider", trace.get("provider") or "-"),
+        ("status", status, "finish", trace.get("finish_reason") or "-"),
+        ("tokens", tokens, "endpoint", f"{trace['endpoint']}{' · stream' if trace.get('stream') else ''}"),
+        ("cost", fmt.usd(trace.get("cost_usd")), "shadow cost", fmt.usd(trace.get("shadow_cost_usd"))),
+        ("latency", latency, "ttft", fmt.ms(trace.get("ttft_ms"))),
+        ("overhead", fmt.ms(trace.get("overhead_ms")), "time", fmt.stamp(trace["ts"])),
+        ("user", trace.get("user") or "-", "team", trace.get("team") or "-"),
+        ("key", trace.get("key_id") or "-", "cache", trace.get("cache") or "-"),
+    ]
+    if trace.get("route") or trace.get("prompt_name") or trace.get("experiment"):
+        prompt = f"{trace.get('prompt_name') or '-'} v{trace.get('prompt_version') or '-'}"
+        rows.append(("route", trace.get("route") or "-", "prompt", prompt))
+        rows.append(("experiment", trace.get("experiment") or "-", "arm", trace.get("arm") or "-"))
+    for row in rows:
+        table.add_row(*row)
+    wide = Table.grid(padding=(0, 2))  # long values get the whole width
+    wide.add_column(style="bold", no_wrap=True, min_width=8)
+    wide.add_column(overflow="fold")
+    params = (trace.get("request") or {}).get("params") or {}
+    if params:
+        wide.add_row("params", json.dumps(params, ensure_ascii=False))
+    if trace.get("error"):
+        wide.add_row("error", Text(trace["error"], style="red"))
+    return Group(table, wide)
+
+
+def _slow_style(latency: float | None) -> str:
+    return {"slow": "yellow", "very-slow": "bold red"}.get(fmt.slowness(latency) or "", "")
+
+
+def feedback_markup(feedback: list[dict[str, Any]]) -> str:
+    if not feedback:
+        return "[$text-muted]No feedback yet: 1-5 rates, + / - thumbs up / down, c adds a comment.[/]"
+    lines = []
+    for entry in feedback:
+        comment = f"  {escape(entry['comment'])}" if entry.get("comment") else ""
+        who = escape(entry.get("rated_by") or "?")
+        when = fmt.stamp(entry["created_at"])
+        lines.append(f"[b]{fmt.score(entry['score'])}[/]  [$text-muted]{who} at {when}[/]{comment}")
+    return "\n".join(lines)
+
+
+class TraceDetailScreen(Screen[None]):
+    AUTO_FOCUS = "#detail-body"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("1", "rate(1)", "Rate", key_display="1-5"),
+        *RATE_BINDINGS,
+        Binding("c", "comment", "Note"),
+        Binding("y", "copy_id", "Copy id"),
+        Binding("r", "reload", "Reload", show=False),
+    ]
+
+    def __init__(self, summary: dict[str, Any]) -> None:
+        super().__init__()
+        self.summary = summary
+        self.trace_id: str = summary["id"]
+        self.trace: dict[str, Any] | None = None
+
+    @property
+    def llmops(self) -> LlmopsApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield ConnectionBanner(id="banner")
+        yield Static(f"[b]{self.trace_id}[/]  [$text-muted]loading…[/]", id="detail-title")
+        with VerticalScroll(id="detail-body"):
+            yield Static(id="detail-facts")
+            yield Static("Conversation", classes="section")
+            yield Markdown(id="detail-conversation")
+            yield Static("Response", classes="section")
+            yield Markdown(id="detail-response")
+            yield Static("Feedback", classes="section")
+            yield Static(id="detail-feedback")
+        yield StatusBar(id="status")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.llmops.live_screens.add(self)
+        self.reload()
+
+    def on_unmount(self) -> None:
+        self.llmops.live_screens.discard(self)
+
+    @work(exclusive=True, group="detail")
+    async def reload(self) -> None:
+        try:
+            trace = await self.llmops.client.trace(self.trace_id)
+        except DaemonError as exc:
+            self.query_one("#detail-title", Static).update(
+                f"[b]{self.trace_id}[/]  [$error]{escape(exc.message)}[/]"
+            )
+            return
+        self.trace = trace
+        when = fmt.stamp(trace["ts"])
+        colour = "$success" if trace["status"] == "ok" else "$error"
+        self.query_one("#detail-title", Static).update(
+            f"[b]{self.trace_id}[/]  [{colour}]{trace['status']}[/]  "
+            f"{escape(trace.get('served_model') or '-')}  [$text-muted]{when}[/]"
+        )
+        self.query_one("#detail-facts", Static).update(facts_table(trace))
+        await self.query_one("#detail-conversation", Markdown).update(
+            conversation_markdown(trace.get("request"))
+        )
+        response = trace.get("response")
+        await self.query_one("#detail-response", Markdown).update(
+            response if response else "*No response text.*"
+        )
+        self._show_feedback(trace.get("feedback") or [])
+
+    def _show_feedback(self, feedback: list[dict[str, Any]]) -> None:
+        self.query_one("#detail-feedback", Static).update(feedback_markup(feedback))
+
+    def on_feedback_received(self, message: FeedbackReceived) -> None:
+        if message.feedback.get("trace_id") == self.trace_id and self.trace is not None:
+            feedback = self.trace.setdefault("feedback", [])
+            if all(entry.get("id") != message.feedback.get("id") for entry in feedback):
+                feedback.append(message.feedback)
+            self._show_feedback(feedback)
+
+    def on_daemon_reconnected(self, message: DaemonReconnected) -> None:
+        self.reload()
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    def action_rate(self, score: int) -> None:
+        self.llmops.rate(self.trace_id, score, None)
+
+    def action_comment(self) -> None:
+        def rated(rating: Any) -> None:
+            if rating is not None:
+                self.llmops.rate(self.trace_id, rating.score, rating.comment)
+
+        self.app.push_screen(RatingDialog(self.trace_id, self.llmops.ratings.get(self.trace_id)), rated)
+
+    def action_copy_id(self) -> None:
+        self.app.copy_to_clipboard(self.trace_id)
+        self.notify(f"Copied {self.trace_id}")

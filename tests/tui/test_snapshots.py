@@ -1,0 +1,121 @@
+"""SVG snapshots of each screen at fixed sizes, against a daemon seeded with fixed traffic.
+
+Times render in UTC, the spend windows end at a frozen "now", and the status bar shows a fixed
+URL, so the pictures depend on nothing but the code. Update with: pytest --snapshot-update
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from llmops_tui.app import LlmopsApp
+from llmops_tui.client import DaemonClient
+from llmops_tui.screens.spend import SpendScreen
+from llmops_tui.screens.trace_detail import TraceDetailScreen
+from llmops_tui.screens.traces import TracesScreen
+from llmops_tui.widgets.rating import RatingDialog
+from tests.daemon_process import DaemonProcess
+from tests.fixtures.fake_openai import free_port
+from tests.tui.conftest import FROZEN_NOW, SNAPSHOT_LABEL, wait_for
+
+pytestmark = pytest.mark.usefixtures("utc")
+Compare = Callable[..., bool]
+
+
+def snapshot_app(url: str) -> LlmopsApp:
+    client = DaemonClient(url, label=SNAPSHOT_LABEL, backoff=(600.0,))
+    return LlmopsApp(client, now=FROZEN_NOW, utc_offset=0)
+
+
+async def traces_loaded(pilot: Pilot[Any]) -> None:
+    app: LlmopsApp = pilot.app  # type: ignore[assignment]
+    await wait_for(pilot, lambda: app.connection.state == "connected", "the connection")
+    await wait_for(pilot, lambda: isinstance(app.screen, TracesScreen) and app.screen.loaded, "the traces")
+    await pilot.wait_for_scheduled_animations()
+
+
+def then(*steps: Callable[[Pilot[Any]], Awaitable[None]]) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def run(pilot: Pilot[Any]) -> None:
+        for step in steps:
+            await step(pilot)
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+
+    return run
+
+
+def press(*keys: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def run(pilot: Pilot[Any]) -> None:
+        await pilot.press(*keys)
+
+    return run
+
+
+def until(condition: Callable[[LlmopsApp], Any], what: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def run(pilot: Pilot[Any]) -> None:
+        await wait_for(pilot, lambda: condition(pilot.app), what)  # type: ignore[arg-type]
+
+    return run
+
+
+def spend_loaded(window: str, group_by: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    def ready(app: LlmopsApp) -> bool:
+        screen = app.screen
+        return isinstance(screen, SpendScreen) and bool(screen.data) and (
+            screen.data["window"], screen.data["group_by"]) == (window, group_by)  # fmt: skip
+
+    return until(ready, f"spend for {window} by {group_by}")
+
+
+def test_traces(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
+    assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(110, 32), run_before=traces_loaded)
+
+
+def test_traces_filtered_at_80x24(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
+    steps = then(
+        traces_loaded, press("slash", *"status:error", "enter"),
+        until(lambda app: app.screen.filters == {"status": "error"} and app.screen.loaded, "the filter"),
+        until(lambda app: all(r["status"] == "error" for r in app.screen.table.rows), "error rows only"),
+    )  # fmt: skip
+    assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(80, 24), run_before=steps)
+
+
+def test_trace_detail(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
+    steps = then(
+        traces_loaded, press("enter"),
+        until(lambda app: isinstance(app.screen, TraceDetailScreen) and app.screen.trace, "the detail"),
+    )  # fmt: skip
+    assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(100, 40), run_before=steps)
+
+
+def test_rating_dialog(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
+    steps = then(
+        traces_loaded, press("down", "c"), until(lambda app: isinstance(app.screen, RatingDialog), "dialog")
+    )
+    assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(80, 24), run_before=steps)
+
+
+def test_spend_today_by_model(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
+    steps = then(traces_loaded, press("s"), spend_loaded("today", "model"))
+    assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(100, 36), run_before=steps)
+
+
+def test_spend_30_days_by_team_at_80x24(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
+    steps = then(traces_loaded, press("s", "w", "w", "g", "g"), spend_loaded("30d", "team"))
+    assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(80, 24), run_before=steps)
+
+
+def test_help(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
+    shown = until(lambda app: type(app.screen).__name__ == "HelpScreen", "help")
+    steps = then(traces_loaded, press("question_mark"), shown)
+    assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(100, 50), run_before=steps)
+
+
+def test_daemon_unreachable_banner(snap_compare: Compare) -> None:
+    steps = then(until(lambda app: app.connection.state == "down", "the disconnect"))
+    app = snapshot_app(f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    assert snap_compare(app, terminal_size=(80, 24), run_before=steps)
