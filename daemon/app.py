@@ -47,6 +47,7 @@ class Daemon:
         self.authenticator = Authenticator(reader, loopback=settings.loopback)
         self.gateway = Gateway(writer, self.bus, lambda: self.runtime)
         self.started_at = time.time()
+        self.loop = asyncio.get_running_loop()
         self.profile_error: str | None = None
         self.reloads = 0
         self._retiring: set[asyncio.Task[None]] = set()

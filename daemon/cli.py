@@ -10,8 +10,25 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from daemon.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, default_db_path, default_profile_path
+
+
+def _gateway_server(config: Any, app: Any) -> Any:
+    import uvicorn
+
+    class GatewayServer(uvicorn.Server):
+        """Tells the daemon at the first SIGINT/SIGTERM, so event streams end instead of holding up
+        the graceful shutdown (which waits for every open connection)."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            daemon = getattr(app.state, "daemon", None)
+            if daemon is not None:
+                daemon.loop.call_soon_threadsafe(daemon.bus.close)
+            super().handle_exit(sig, frame)
+
+    return GatewayServer(config)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -44,11 +61,12 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+        app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
         log_level=args.log_level, access_log=False, timeout_graceful_shutdown=30, lifespan="on",
     )  # fmt: skip
-    server = uvicorn.Server(config)
+    server = _gateway_server(config, app)
     server.run()
     return 0 if server.started else 1
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 QUEUE_SIZE = 4096
+CLOSING = "closing"  # the last event of every subscription when the daemon shuts down
 Event = tuple[str, Any]
 
 
@@ -22,6 +23,12 @@ class Subscription:
         except asyncio.QueueFull:
             self.dropped += 1  # a slow consumer misses events rather than slowing the gateway
 
+    def end(self) -> None:
+        if self.queue.full():  # the end must get through: drop the oldest event instead
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait((CLOSING, {}))
+
     async def next_batch(self, timeout: float) -> list[Event]:
         """Everything queued, waiting up to `timeout` for the first; [] on timeout.
 
@@ -34,7 +41,7 @@ class Subscription:
         while not self.queue.empty():
             batch.append(self.queue.get_nowait())
         if self.dropped:
-            batch.append(("lagged", {"dropped": self.dropped}))
+            batch.insert(0, ("lagged", {"dropped": self.dropped}))
             self.dropped = 0
         return batch
 
@@ -42,6 +49,7 @@ class Subscription:
 class EventBus:
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
+        self.closed = False
 
     @property
     def subscribers(self) -> int:
@@ -51,9 +59,17 @@ class EventBus:
         for subscription in self._subscriptions:
             subscription.offer((kind, data))
 
+    def close(self) -> None:
+        """End every subscription (and any made later): open streams must not hold up shutdown."""
+        self.closed = True
+        for subscription in self._subscriptions:
+            subscription.end()
+
     @contextmanager
     def subscribe(self) -> Iterator[Subscription]:
         subscription = Subscription()
+        if self.closed:
+            subscription.end()
         self._subscriptions.add(subscription)
         try:
             yield subscription

@@ -120,6 +120,7 @@ class Gateway:
         limit = runtime.profile.traces.max_text_chars
         trace.requested_model = body.get("model")
         trace.stream = bool(body.get("stream"))
+        _end_user(trace, body)
         trace.request = _request_record(body, limit)
         entry = runtime.model(body.get("model"))
         trace.served_model, trace.provider = entry.name, entry.config.provider
@@ -190,6 +191,7 @@ class Gateway:
         with runtime.pinned():
             async with self.failures_traced(trace, started):
                 trace.requested_model = body.get("model")
+                _end_user(trace, body)
                 trace.request = _embedding_record(body, runtime.profile.traces.max_text_chars)
                 entry = runtime.model(body.get("model"))
                 trace.served_model, trace.provider = entry.name, entry.config.provider
@@ -278,6 +280,18 @@ async def _close(stream: AsyncIterator[Chunk]) -> None:
             await aclose()
         except Exception:
             log.debug("closing a provider stream failed", exc_info=True)
+
+
+def _end_user(trace: Trace, body: dict[str, Any]) -> None:
+    """OpenAI's `user` field names the end user. Without keys (local mode) it is the only name we
+    have; with keys the key's user stays the accountable one and the end user is kept beside it."""
+    end_user = body.get("user")
+    if not isinstance(end_user, str) or not end_user:
+        return
+    if trace.key_id is None:
+        trace.user = end_user
+    else:
+        trace.metadata["end_user"] = end_user
 
 
 def _request_record(body: dict[str, Any], limit: int) -> str:

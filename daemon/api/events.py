@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from daemon.api.common import authenticate
 from daemon.auth import require_admin
-from daemon.events import EventBus
+from daemon.events import CLOSING, EventBus
 
 KEEPALIVE_SECONDS = 15.0
 
@@ -25,6 +25,10 @@ async def events(request: Request) -> Response:
     )
 
 
+def _event(kind: str, data: object) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
 async def _stream(bus: EventBus) -> AsyncIterator[bytes]:
     with bus.subscribe() as subscription:
         yield b": connected\n\n"  # the subscription is live from here on
@@ -33,9 +37,9 @@ async def _stream(bus: EventBus) -> AsyncIterator[bytes]:
             if not batch:
                 yield b": keep-alive\n\n"
                 continue
-            yield b"".join(
-                b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n" for kind, data in batch
-            )
+            yield b"".join(_event(kind, data) for kind, data in batch)
+            if batch[-1][0] == CLOSING:
+                return  # the daemon is shutting down: end the stream so shutdown need not wait for it
 
 
 routes = [Route("/admin/events", events, methods=["GET"])]

@@ -18,6 +18,8 @@ COLUMNS = (
     "experiment", "arm", "metadata",
 )  # fmt: skip
 INSERT_SQL = f"INSERT INTO traces ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+# The latest human rating of each listed trace (feedback_trace index: one probe per row).
+LATEST_RATING = "(SELECT score FROM feedback WHERE trace_id = traces.id ORDER BY id DESC LIMIT 1) AS rating"
 # The list view leaves out the large text columns.
 SUMMARY_COLUMNS = tuple(c for c in COLUMNS if c not in ("request", "response", "metadata"))
 
@@ -82,7 +84,8 @@ async def list_traces(
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Newest first. Returns the page and the cursor for the next (older) page, or None at the end."""
     where, params = _where(query)
-    sql = f"SELECT seq, {', '.join(SUMMARY_COLUMNS)} FROM traces{where} ORDER BY seq DESC LIMIT ?"
+    columns = ", ".join(SUMMARY_COLUMNS)
+    sql = f"SELECT seq, {columns}, {LATEST_RATING} FROM traces{where} ORDER BY seq DESC LIMIT ?"
     async with conn.execute(sql, [*params, query.limit + 1]) as cursor:
         rows = [_summary(dict(row)) for row in await cursor.fetchall()]
     more = len(rows) > query.limit

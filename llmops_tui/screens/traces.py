@@ -78,10 +78,17 @@ class TracesScreen(Screen[None]):
 
     # -- loading -------------------------------------------------------------------------------------
 
+    async def _page(self, cursor: int | None) -> tuple[list[dict[str, Any]], int | None]:
+        rows, next_cursor = await self.llmops.client.traces(self.filters, cursor, PAGE)
+        # each row carries its latest rating, so ratings made before the console opened show too
+        rated = {row["id"]: row["rating"] for row in rows if row.get("rating") is not None}
+        self.llmops.ratings.update(rated)
+        return rows, next_cursor
+
     @work(exclusive=True, group="traces-load")
     async def reload(self) -> None:
         try:
-            rows, self.next_cursor = await self.llmops.client.traces(self.filters, limit=PAGE)
+            rows, self.next_cursor = await self._page(None)
         except DaemonError as exc:
             self._failed("Could not load traces", exc)
             return
@@ -96,7 +103,7 @@ class TracesScreen(Screen[None]):
         if self.next_cursor is None:
             return
         try:
-            rows, self.next_cursor = await self.llmops.client.traces(self.filters, self.next_cursor, PAGE)
+            rows, self.next_cursor = await self._page(self.next_cursor)
         except DaemonError as exc:
             self._failed("Could not load older traces", exc)
             return
@@ -107,7 +114,7 @@ class TracesScreen(Screen[None]):
     async def fetch_newest(self) -> None:
         """Catch up from the daemon: after an outage, dropped events, or for a free-text filter."""
         try:
-            rows, cursor = await self.llmops.client.traces(self.filters, limit=PAGE)
+            rows, cursor = await self._page(None)
         except DaemonError:
             return
         if not self.table.rows:

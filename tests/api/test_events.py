@@ -57,3 +57,6 @@ def test_feedback_validation_and_storage(gateway: DaemonProcess) -> None:
     assert httpx.post(gateway.url + "/v1/feedback", json={"trace_id": trace_id, "score": -1}).status_code == 201
     row = httpx.get(f"{gateway.url}/admin/traces/{trace_id}").json()
     assert [(f["score"], f["rated_by"]) for f in row["feedback"]] == [(-1.0, "local")]
+    assert httpx.post(gateway.url + "/v1/feedback", json={"trace_id": trace_id, "score": 4}).status_code == 201
+    listed = httpx.get(f"{gateway.url}/admin/traces", params={"q": "rate me"}).json()["data"]
+    assert [(r["id"], r["rating"]) for r in listed] == [(trace_id, 4.0)]  # the latest rating

@@ -134,3 +134,12 @@ def test_trace_listing_filters_and_cursor(gateway: DaemonProcess) -> None:
     assert httpx.get(f"{gateway.url}/admin/traces", params={"model": "nope"}).json()["data"] == []
     errors = httpx.get(f"{gateway.url}/admin/traces", params={"status": "error"}).json()["data"]
     assert all(r["status"] == "error" for r in errors)
+
+
+def test_user_field_names_the_user_in_local_mode(gateway: DaemonProcess) -> None:
+    raw = client(gateway).chat.completions.with_raw_response.create(
+        model="fake", messages=[{"role": "user", "content": "who"}], user="erin"
+    )
+    assert trace(gateway, raw.headers["x-llmops-trace-id"])["user"] == "erin"
+    rows = httpx.get(f"{gateway.url}/admin/traces", params={"user": "erin"}).json()["data"]
+    assert [r["id"] for r in rows] == [raw.headers["x-llmops-trace-id"]]

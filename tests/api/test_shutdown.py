@@ -47,3 +47,26 @@ def test_sigterm_finishes_in_flight_stream(new_daemon: DaemonProcess, fake_upstr
             break
     else:
         raise AssertionError("daemon still answering after SIGTERM")
+
+
+def test_sigterm_ends_open_event_streams_promptly(new_daemon: DaemonProcess, fake_upstream: FakeOpenAI) -> None:
+    new_daemon.profile.write_text(fake_profile(fake_upstream.base_url))
+    new_daemon.start()
+    lines: list[str] = []
+    connected = threading.Event()
+
+    def listen() -> None:
+        with httpx.stream("GET", new_daemon.url + "/admin/events", timeout=60) as response:
+            for line in response.iter_lines():
+                lines.append(line)
+                connected.set()
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    assert connected.wait(10)
+    started = time.monotonic()
+    new_daemon.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
+    new_daemon.proc.wait(30)  # type: ignore[union-attr]
+    listener.join(10)
+    assert time.monotonic() - started < 10  # not the 30 s graceful-shutdown limit
+    assert "event: closing" in lines
