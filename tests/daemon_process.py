@@ -51,12 +51,26 @@ class DaemonProcess:
     def start(self, timeout: float = 120.0) -> DaemonProcess:
         self.log_path = self.db.with_suffix(f".{self.port}.log")
         log = self.log_path.open("ab")
-        args = ["serve", "--profile", str(self.profile), "--db", str(self.db), "--host", self.host,
-                "--port", str(self.port), "--log-level", "warning"]  # fmt: skip
+        args = [
+            "serve",
+            "--profile",
+            str(self.profile),
+            "--db",
+            str(self.db),
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
         self.proc = subprocess.Popen(
-            self.command(*args), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            self.command(*args),
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "FAKE_KEY": UPSTREAM_KEY, **self.env},
-        )  # fmt: skip
+        )
         self.wait_healthy(timeout)
         return self
 
@@ -92,8 +106,14 @@ class DaemonProcess:
             self.proc.wait(10)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.command(*args), cwd=REPO, capture_output=True, text=True, timeout=60,
-                              env={**os.environ, **self.env})  # fmt: skip
+        return subprocess.run(
+            self.command(*args),
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **self.env},
+        )
 
     def create_key(self, name: str, *extra: str) -> str:
         done = self.cli("keys", "create", name, "--db", str(self.db), *extra)

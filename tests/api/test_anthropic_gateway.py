@@ -43,9 +43,10 @@ def test_chat_translates_both_ways_and_traces_cost(claude: tuple[DaemonProcess, 
     daemon, fake = claude
     fake.reply = Reply.text("Bonjour!", input_tokens=20, output_tokens=5, cache_read_input_tokens=10)
     raw = sdk(daemon).chat.completions.with_raw_response.create(
-        model="claude", max_tokens=64,
+        model="claude",
+        max_tokens=64,
         messages=[{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "Hello"}],
-    )  # fmt: skip
+    )
     completion = raw.parse()
     assert completion.choices[0].message.content == "Bonjour!"
     assert completion.choices[0].finish_reason == "stop"
@@ -62,10 +63,14 @@ def test_chat_translates_both_ways_and_traces_cost(claude: tuple[DaemonProcess, 
 def test_streaming_with_usage(claude: tuple[DaemonProcess, FakeAnthropic]) -> None:
     daemon, fake = claude
     fake.reply = Reply.text("one two three", input_tokens=9, output_tokens=3)
-    chunks = list(sdk(daemon).chat.completions.create(
-        model="claude", messages=[{"role": "user", "content": "count"}], stream=True,
-        stream_options={"include_usage": True},
-    ))  # fmt: skip
+    chunks = list(
+        sdk(daemon).chat.completions.create(
+            model="claude",
+            messages=[{"role": "user", "content": "count"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "one two three"
     assert chunks[-1].usage.completion_tokens == 3 and chunks[-1].usage.prompt_tokens == 9
     finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
@@ -76,10 +81,19 @@ def test_tool_calls(claude: tuple[DaemonProcess, FakeAnthropic]) -> None:
     daemon, fake = claude
     fake.reply = Reply.tool_use("get_weather", {"city": "Oslo"})
     completion = sdk(daemon).chat.completions.create(
-        model="claude", messages=[{"role": "user", "content": "weather in Oslo?"}],
-        tools=[{"type": "function", "function": {"name": "get_weather", "description": "Weather",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
-    )  # fmt: skip
+        model="claude",
+        messages=[{"role": "user", "content": "weather in Oslo?"}],
+        tools=[
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "Weather",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                },
+            }
+        ],
+    )
     call = completion.choices[0].message.tool_calls[0]
     assert call.function.name == "get_weather" and call.function.arguments == '{"city":"Oslo"}'
     assert completion.choices[0].finish_reason == "tool_calls"
@@ -89,8 +103,10 @@ def test_tool_calls(claude: tuple[DaemonProcess, FakeAnthropic]) -> None:
 def test_upstream_error_is_502_without_key(claude: tuple[DaemonProcess, FakeAnthropic]) -> None:
     daemon, fake = claude
     fake.fail_next(5, status=400)
-    response = httpx.post(daemon.url + "/v1/chat/completions",
-                          json={"model": "claude", "messages": [{"role": "user", "content": "x"}]})  # fmt: skip
+    response = httpx.post(
+        daemon.url + "/v1/chat/completions",
+        json={"model": "claude", "messages": [{"role": "user", "content": "x"}]},
+    )
     assert response.status_code == 502 and "'claude'" in response.json()["error"]["message"]
     assert ANTHROPIC_KEY not in response.text
     fake.reset()

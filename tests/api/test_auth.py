@@ -40,7 +40,9 @@ def test_keys_lifecycle_and_roles(keyed: DaemonProcess) -> None:
 
     missing = httpx.post(chat, json={"model": "fake", "messages": HELLO})
     assert missing.status_code == 401 and missing.json()["error"]["type"] == "authentication_error"
-    wrong = httpx.post(chat, json={"model": "fake", "messages": HELLO}, headers={"authorization": "Bearer nope"})
+    wrong = httpx.post(
+        chat, json={"model": "fake", "messages": HELLO}, headers={"authorization": "Bearer nope"}
+    )
     assert wrong.status_code == 401
 
     sdk = openai.OpenAI(base_url=keyed.url + "/v1", api_key=alice, max_retries=0)
@@ -59,7 +61,9 @@ def test_keys_lifecycle_and_roles(keyed: DaemonProcess) -> None:
     assert "alice" in listing.stdout and alice not in listing.stdout
     revoked = keyed.cli("keys", "revoke", "alice", "--db", str(keyed.db))
     assert revoked.returncode == 0
-    after = wait_for_status(lambda: httpx.post(chat, json={"model": "fake", "messages": HELLO}, headers=as_alice), 401)
+    after = wait_for_status(
+        lambda: httpx.post(chat, json={"model": "fake", "messages": HELLO}, headers=as_alice), 401
+    )
     assert after.status_code == 401
 
 
@@ -71,8 +75,17 @@ def test_secrets_are_stored_hashed(keyed: DaemonProcess) -> None:
 
 
 def test_non_loopback_without_keys_is_refused(keyed: DaemonProcess) -> None:
-    done = keyed.cli("serve", "--profile", str(keyed.profile), "--db", str(keyed.db), "--host", "0.0.0.0",
-                     "--port", str(keyed.port))  # fmt: skip
+    done = keyed.cli(
+        "serve",
+        "--profile",
+        str(keyed.profile),
+        "--db",
+        str(keyed.db),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(keyed.port),
+    )
     assert done.returncode == 2
     assert "refusing to listen on 0.0.0.0" in done.stderr and "keys create" in done.stderr
 

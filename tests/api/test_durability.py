@@ -20,7 +20,11 @@ async def _client_loop(daemon: DaemonProcess, index: int, completed: list[str], 
         while not stop.is_set():
             n += 1
             stream = n % 2 == 0
-            body = {"model": "fake", "stream": stream, "messages": [{"role": "user", "content": f"c{index} n{n}"}]}
+            body = {
+                "model": "fake",
+                "stream": stream,
+                "messages": [{"role": "user", "content": f"c{index} n{n}"}],
+            }
             try:
                 if stream:
                     async with client.stream("POST", "/v1/chat/completions", json=body) as response:
@@ -45,7 +49,9 @@ async def _load_then_kill(daemon: DaemonProcess, completed: list[str]) -> None:
     await asyncio.gather(*clients)
 
 
-def test_kill_9_under_load_loses_no_completed_trace(new_daemon: DaemonProcess, fake_upstream: FakeOpenAI) -> None:
+def test_kill_9_under_load_loses_no_completed_trace(
+    new_daemon: DaemonProcess, fake_upstream: FakeOpenAI
+) -> None:
     new_daemon.profile.write_text(fake_profile(fake_upstream.base_url))
     new_daemon.start()
     completed: list[str] = []
@@ -59,6 +65,8 @@ def test_kill_9_under_load_loses_no_completed_trace(new_daemon: DaemonProcess, f
     assert not missing, f"{len(missing)} completed responses have no trace"
 
     new_daemon.start()  # and it starts again on the same database
-    response = httpx.post(new_daemon.url + "/v1/chat/completions",
-                          json={"model": "fake", "messages": [{"role": "user", "content": "after"}]})  # fmt: skip
+    response = httpx.post(
+        new_daemon.url + "/v1/chat/completions",
+        json={"model": "fake", "messages": [{"role": "user", "content": "after"}]},
+    )
     assert response.status_code == 200

@@ -25,7 +25,12 @@ def post(daemon: DaemonProcess, path: str = CHAT, **kwargs: object) -> httpx.Res
 
 
 def test_malformed_json(gateway: DaemonProcess) -> None:
-    error = error_of(post(gateway, content=b'{"model": "fake", "messages": [', headers={"content-type": "application/json"}), 400)
+    error = error_of(
+        post(
+            gateway, content=b'{"model": "fake", "messages": [', headers={"content-type": "application/json"}
+        ),
+        400,
+    )
     assert "not valid JSON" in error["message"] and error["type"] == "invalid_request_error"
 
 
@@ -42,11 +47,17 @@ def test_malformed_json(gateway: DaemonProcess) -> None:
         ({"model": "fake", "messages": HELLO, "n": 2}, "n", "n=1"),
         ({"model": "fake", "messages": HELLO, "stream": "yes"}, "stream", "boolean"),
         ({"model": "fake", "messages": HELLO, "stop": [1]}, "stop", "strings"),
-        ({"model": "fake", "messages": HELLO, "stream_options": {"include_usage": True}}, "stream_options", "stream"),
+        (
+            {"model": "fake", "messages": HELLO, "stream_options": {"include_usage": True}},
+            "stream_options",
+            "stream",
+        ),
         ([1, 2], None, "JSON object"),
     ],
 )
-def test_invalid_fields_name_the_field(gateway: DaemonProcess, body: object, param: str | None, words: str) -> None:
+def test_invalid_fields_name_the_field(
+    gateway: DaemonProcess, body: object, param: str | None, words: str
+) -> None:
     error = error_of(post(gateway, json=body), 400)
     assert error["param"] == param
     assert words in error["message"]
@@ -102,7 +113,9 @@ def test_upstream_429_honours_retry_after(gateway: DaemonProcess, fake_upstream:
     assert float(response.headers["x-llmops-overhead-ms"]) < 300  # the wait is upstream time, not ours
 
 
-def test_upstream_failure_is_502_naming_upstream_not_key(gateway: DaemonProcess, fake_upstream: FakeOpenAI) -> None:
+def test_upstream_failure_is_502_naming_upstream_not_key(
+    gateway: DaemonProcess, fake_upstream: FakeOpenAI
+) -> None:
     fake_upstream.inject(status=500)  # every attempt fails
     response = post(gateway, json={"model": "fake", "messages": HELLO})
     error = error_of(response, 502)
@@ -151,7 +164,9 @@ def test_broken_upstream_stream_ends_with_an_error_event(
     assert row["status"] == "error" and row["http_status"] == 502 and row["stream"] is True
 
 
-def test_missing_gguf_is_503_and_daemon_keeps_serving(new_daemon: DaemonProcess, fake_upstream: FakeOpenAI) -> None:
+def test_missing_gguf_is_503_and_daemon_keeps_serving(
+    new_daemon: DaemonProcess, fake_upstream: FakeOpenAI
+) -> None:
     from tests.daemon_process import fake_profile
 
     extra = """

@@ -55,7 +55,10 @@ def model_stats(daemon: DaemonProcess, name: str) -> dict:
 
 def test_chat_with_usage_and_shadow_cost(local: DaemonProcess) -> None:
     raw = sdk(local).chat.completions.with_raw_response.create(
-        model="gemma", messages=[{"role": "user", "content": "Name three colours."}], max_tokens=16, temperature=0
+        model="gemma",
+        messages=[{"role": "user", "content": "Name three colours."}],
+        max_tokens=16,
+        temperature=0,
     )
     completion = raw.parse()
     assert completion.choices[0].message.content
@@ -68,31 +71,48 @@ def test_chat_with_usage_and_shadow_cost(local: DaemonProcess) -> None:
 
 
 def test_streaming_matches_non_streaming_greedy(local: DaemonProcess) -> None:
-    body = {"model": "gemma", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 12,
-            "temperature": 0, "seed": 1}  # fmt: skip
+    body = {
+        "model": "gemma",
+        "messages": [{"role": "user", "content": "Say hello."}],
+        "max_tokens": 12,
+        "temperature": 0,
+        "seed": 1,
+    }
     whole = sdk(local).chat.completions.create(**body).choices[0].message.content
-    chunks = list(sdk(local).chat.completions.create(**body, stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        sdk(local).chat.completions.create(**body, stream=True, stream_options={"include_usage": True})
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == whole
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
 
 def test_embeddings_match_reference(local: DaemonProcess) -> None:
     reference = orjson.loads(shared_path("models", "minilm_reference.json").read_bytes())["vectors"]
-    texts = [v["text"] for v in reference if v["text"]][:6]
-    result = sdk(local).embeddings.create(model="minilm", input=texts)
-    for item, ref in zip(result.data, reference[: len(texts)], strict=False):
-        got, want = np.array(item.embedding), np.array(next(r["embedding"] for r in reference if r["text"] == texts[item.index]))
+    chosen = [v for v in reference if v["text"]][:6]
+    result = sdk(local).embeddings.create(model="minilm", input=[v["text"] for v in chosen])
+    assert [item.index for item in result.data] == list(range(len(chosen)))
+    for item, ref in zip(result.data, chosen, strict=True):
+        got, want = np.array(item.embedding), np.array(ref["embedding"])
         assert float(got @ want / (np.linalg.norm(got) * np.linalg.norm(want))) >= 0.999
     assert result.usage.prompt_tokens > 0
 
 
 def test_client_disconnect_cancels_generation(local: DaemonProcess) -> None:
     before = model_stats(local, "gemma")
-    body = orjson.dumps({"model": "gemma", "stream": True, "max_tokens": 400, "temperature": 0,
-                         "messages": [{"role": "user", "content": "Write a very long story about a dragon."}]})  # fmt: skip
+    body = orjson.dumps(
+        {
+            "model": "gemma",
+            "stream": True,
+            "max_tokens": 400,
+            "temperature": 0,
+            "messages": [{"role": "user", "content": "Write a very long story about a dragon."}],
+        }
+    )
     with socket.create_connection(("127.0.0.1", local.port)) as conn:
-        conn.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                     b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+        conn.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
         received = b""
         while received.count(b"data: ") < 4:  # a few tokens arrived: generation is under way
             received += conn.recv(4096)
@@ -105,5 +125,8 @@ def test_client_disconnect_cancels_generation(local: DaemonProcess) -> None:
     rows = httpx.get(local.url + "/admin/traces", params={"status": "cancelled"}).json()["data"]
     assert rows and rows[0]["http_status"] == 499
     # the model is free again at once
-    assert sdk(local).chat.completions.create(model="gemma", messages=[{"role": "user", "content": "hi"}],
-                                             max_tokens=4).choices  # fmt: skip
+    assert (
+        sdk(local)
+        .chat.completions.create(model="gemma", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
+        .choices
+    )

@@ -22,9 +22,11 @@ def client(daemon: DaemonProcess) -> openai.OpenAI:
 
 def test_sync_chat_is_served_and_traced_with_tokens_and_cost(gateway: DaemonProcess) -> None:
     raw = client(gateway).chat.completions.with_raw_response.create(
-        model="fake", messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello world"}],
-        temperature=0.2, max_tokens=50,
-    )  # fmt: skip
+        model="fake",
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello world"}],
+        temperature=0.2,
+        max_tokens=50,
+    )
     completion = raw.parse()
     assert completion.choices[0].message.content == "Echo: hello world"
     assert raw.headers["x-llmops-model"] == "fake"
@@ -44,9 +46,11 @@ def test_sync_chat_is_served_and_traced_with_tokens_and_cost(gateway: DaemonProc
 
 def test_sync_streaming_with_usage(gateway: DaemonProcess) -> None:
     stream = client(gateway).chat.completions.create(
-        model="fake", messages=[{"role": "user", "content": "one two three four"}], stream=True,
+        model="fake",
+        messages=[{"role": "user", "content": "one two three four"}],
+        stream=True,
         stream_options={"include_usage": True},
-    )  # fmt: skip
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Echo: one two three four"
@@ -75,14 +79,22 @@ def test_stream_without_include_usage_hides_usage_chunk_but_traces_tokens(
 
 def test_unknown_fields_pass_through_to_remote(gateway: DaemonProcess, fake_upstream: FakeOpenAI) -> None:
     client(gateway).chat.completions.create(
-        model="fake", messages=[{"role": "user", "content": "hi"}], seed=7, stop=["\n"],
+        model="fake",
+        messages=[{"role": "user", "content": "hi"}],
+        seed=7,
+        stop=["\n"],
         tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
-        tool_choice="auto", response_format={"type": "json_object"},
+        tool_choice="auto",
+        response_format={"type": "json_object"},
         extra_body={"logit_bias": {"50256": -100}, "vendor_flag": {"x": 1}},
-    )  # fmt: skip
+    )
     received = fake_upstream.requests[-1]
     assert received["vendor_flag"] == {"x": 1} and received["logit_bias"] == {"50256": -100}
-    assert received["seed"] == 7 and received["tool_choice"] == "auto" and received["tools"][0]["function"]["name"] == "f"
+    assert (
+        received["seed"] == 7
+        and received["tool_choice"] == "auto"
+        and received["tools"][0]["function"]["name"] == "f"
+    )
     assert received["model"] == "fake"
     assert fake_upstream.headers[-1]["Authorization"] == f"Bearer {UPSTREAM_KEY}"
 
@@ -104,7 +116,9 @@ def test_models_lists_the_profile(gateway: DaemonProcess) -> None:
 
 async def test_async_client_chat_stream_and_embeddings(gateway: DaemonProcess) -> None:
     async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key="x", max_retries=0) as aclient:
-        completion = await aclient.chat.completions.create(model="fake", messages=[{"role": "user", "content": "async"}])
+        completion = await aclient.chat.completions.create(
+            model="fake", messages=[{"role": "user", "content": "async"}]
+        )
         assert completion.choices[0].message.content == "Echo: async"
         stream = await aclient.chat.completions.create(
             model="fake", messages=[{"role": "user", "content": "async stream"}], stream=True
@@ -125,8 +139,9 @@ def test_trace_listing_filters_and_cursor(gateway: DaemonProcess) -> None:
     assert len(page["data"]) == 2 and page["next_cursor"] is not None
     seen = [r["id"] for r in page["data"]]
     while page["next_cursor"] is not None:
-        page = httpx.get(f"{gateway.url}/admin/traces",
-                         params={"q": "page", "limit": 2, "cursor": page["next_cursor"]}).json()  # fmt: skip
+        page = httpx.get(
+            f"{gateway.url}/admin/traces", params={"q": "page", "limit": 2, "cursor": page["next_cursor"]}
+        ).json()
         seen += [r["id"] for r in page["data"]]
     assert len(seen) == len(set(seen)) == 5
     only = httpx.get(f"{gateway.url}/admin/traces", params={"q": "needle-3"}).json()["data"]

@@ -21,7 +21,11 @@ def test_sigterm_finishes_in_flight_stream(new_daemon: DaemonProcess, fake_upstr
     started = threading.Event()
 
     def stream() -> None:
-        body = {"model": "fake", "stream": True, "messages": [{"role": "user", "content": " ".join(["w"] * 20)}]}
+        body = {
+            "model": "fake",
+            "stream": True,
+            "messages": [{"role": "user", "content": " ".join(["w"] * 20)}],
+        }
         with httpx.stream("POST", new_daemon.url + "/v1/chat/completions", json=body, timeout=30) as response:
             outcome["trace_id"] = response.headers["x-llmops-trace-id"]
             started.set()
@@ -49,7 +53,9 @@ def test_sigterm_finishes_in_flight_stream(new_daemon: DaemonProcess, fake_upstr
         raise AssertionError("daemon still answering after SIGTERM")
 
 
-def test_sigterm_ends_open_event_streams_promptly(new_daemon: DaemonProcess, fake_upstream: FakeOpenAI) -> None:
+def test_sigterm_ends_open_event_streams_promptly(
+    new_daemon: DaemonProcess, fake_upstream: FakeOpenAI
+) -> None:
     new_daemon.profile.write_text(fake_profile(fake_upstream.base_url))
     new_daemon.start()
     lines: list[str] = []

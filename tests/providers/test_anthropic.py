@@ -74,7 +74,7 @@ def test_conversation_with_system_and_tool_round_trip() -> None:
                         "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
                     },
                 ],
-            },  # fmt: skip
+            },
             {"role": "tool", "tool_call_id": "call_1", "content": "18C, sunny"},
             {"role": "user", "content": "And tomorrow?"},
         ]
@@ -82,14 +82,20 @@ def test_conversation_with_system_and_tool_round_trip() -> None:
     assert request["system"] == "You are terse.\n\nAnswer in French."
     assert request["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
-        {"role": "assistant", "content": [
-            {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
-        ]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "call_1", "content": "18C, sunny"},
-            {"type": "text", "text": "And tomorrow?"},
-        ]},
-    ]  # fmt: skip
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "call_1", "content": "18C, sunny"},
+                {"type": "text", "text": "And tomorrow?"},
+            ],
+        },
+    ]
     assert request["model"] == UPSTREAM
 
 
@@ -130,17 +136,26 @@ def test_image_parts_become_image_blocks() -> None:
 @pytest.mark.parametrize(
     ("message", "param"),
     [
-        ({"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:text/plain,hi"}}]},
-         "messages[0].content[0].image_url.url"),
-        ({"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]},
-         "messages[0].content[0].type"),
+        (
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:text/plain,hi"}}]},
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            {"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]},
+            "messages[0].content[0].type",
+        ),
         ({"role": "function", "name": "f", "content": "x"}, "messages[0].role"),
         ({"role": "tool", "content": "no id"}, "messages[0].tool_call_id"),
-        ({"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{oops"}}]},
-         "messages[0].tool_calls[0].function.arguments"),
+        (
+            {
+                "role": "assistant",
+                "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{oops"}}],
+            },
+            "messages[0].tool_calls[0].function.arguments",
+        ),
         ({"role": "system", "content": "only a system prompt"}, "messages"),
     ],
-)  # fmt: skip
+)
 def test_untranslatable_messages_are_rejected_naming_the_field(message: dict[str, Any], param: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
         translate([message])
@@ -150,9 +165,16 @@ def test_untranslatable_messages_are_rejected_naming_the_field(message: dict[str
 def test_sampling_parameters() -> None:
     request = translate(
         [{"role": "user", "content": "hi"}],
-        max_tokens=50, max_completion_tokens=70, temperature=1.6, top_p=0.9,
-        stop="END", user="alice", seed=7, n=1, frequency_penalty=0.5,
-    )  # fmt: skip
+        max_tokens=50,
+        max_completion_tokens=70,
+        temperature=1.6,
+        top_p=0.9,
+        stop="END",
+        user="alice",
+        seed=7,
+        n=1,
+        frequency_penalty=0.5,
+    )
     assert request["max_tokens"] == 70  # the newer OpenAI name wins
     assert request["temperature"] == 1.0  # Anthropic's maximum
     assert request["top_p"] == 0.9
@@ -194,12 +216,20 @@ def test_parallel_tool_calls_false_disables_parallel_tool_use() -> None:
 
 def test_text_response_becomes_chat_completion_with_cache_usage() -> None:
     message = {
-        "id": "msg_1", "type": "message", "role": "assistant", "model": UPSTREAM,
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": UPSTREAM,
         "content": [{"type": "text", "text": "Bonjour"}, {"type": "text", "text": " !"}],
-        "stop_reason": "end_turn", "stop_sequence": None,
-        "usage": {"input_tokens": 10, "output_tokens": 4,
-                  "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20},
-    }  # fmt: skip
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": 10,
+            "output_tokens": 4,
+            "cache_read_input_tokens": 100,
+            "cache_creation_input_tokens": 20,
+        },
+    }
     completion = to_completion(message, MODEL, created=1_700_000_000, upstream=MODEL)
     assert completion.text == "Bonjour !"
     assert completion.finish_reason == "stop"
@@ -208,9 +238,11 @@ def test_text_response_becomes_chat_completion_with_cache_usage() -> None:
     assert (body["object"], body["model"], body["created"]) == ("chat.completion", MODEL, 1_700_000_000)
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "Bonjour !"}
     assert body["usage"] == {
-        "prompt_tokens": 130, "completion_tokens": 4, "total_tokens": 134,
+        "prompt_tokens": 130,
+        "completion_tokens": 4,
+        "total_tokens": 134,
         "prompt_tokens_details": {"cached_tokens": 100},
-    }  # fmt: skip
+    }
 
 
 def test_tool_use_response_becomes_tool_calls() -> None:
@@ -268,8 +300,11 @@ def test_tool_use_stream_becomes_tool_call_deltas() -> None:
     _, chunks = feed_all(stream_events(reply, "msg_s2", UPSTREAM))
     calls = tool_call_deltas(chunks)
     assert calls[0] == {
-        "index": 0, "id": "toolu_s", "type": "function", "function": {"name": "get_weather", "arguments": ""},
-    }  # fmt: skip
+        "index": 0,
+        "id": "toolu_s",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": ""},
+    }
     assert all(c["index"] == 0 for c in calls) and len(calls) > 2
     assert orjson.loads("".join(c["function"]["arguments"] for c in calls)) == arguments
     assert "".join(c.text for c in chunks) == "Let me check."

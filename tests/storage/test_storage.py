@@ -20,8 +20,20 @@ def test_migrations_build_the_schema_once(tmp_path: Path) -> None:
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"traces", "api_keys", "feedback", "schema_migrations"} <= tables
     columns = {r[1] for r in conn.execute("PRAGMA table_info(traces)")}
-    assert {"id", "ts", "user", "served_model", "prompt_tokens", "cost_usd", "shadow_cost_usd", "ttft_ms",
-            "cache", "route", "prompt_version", "arm"} <= columns  # fmt: skip
+    assert {
+        "id",
+        "ts",
+        "user",
+        "served_model",
+        "prompt_tokens",
+        "cost_usd",
+        "shadow_cost_usd",
+        "ttft_ms",
+        "cache",
+        "route",
+        "prompt_version",
+        "arm",
+    } <= columns
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("SELECT vec_version()").fetchone()[0].startswith("v")  # sqlite-vec is loaded
 
@@ -29,8 +41,11 @@ def test_migrations_build_the_schema_once(tmp_path: Path) -> None:
 def test_a_failing_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import daemon.storage.migrate as module
 
-    monkeypatch.setattr(module, "available_migrations",
-                        lambda: [(1, "0001_a.sql", "CREATE TABLE a (x);\nCREATE TABLE a (x);")])  # fmt: skip
+    monkeypatch.setattr(
+        module,
+        "available_migrations",
+        lambda: [(1, "0001_a.sql", "CREATE TABLE a (x);\nCREATE TABLE a (x);")],
+    )
     conn = db.connect_sync(tmp_path / "x.db")
     with pytest.raises(Exception, match="already exists"):
         migrate(conn)
@@ -43,8 +58,10 @@ async def test_writer_group_commits_and_reader_pages(tmp_path: Path) -> None:
     migrate(db.connect_sync(path))
     writer = Writer(path)
     writer.start()
-    traces = [Trace(id=new_trace_id(), ts=1000.0 + i, endpoint="chat", user=f"u{i % 2}", served_model="m")
-              for i in range(50)]  # fmt: skip
+    traces = [
+        Trace(id=new_trace_id(), ts=1000.0 + i, endpoint="chat", user=f"u{i % 2}", served_model="m")
+        for i in range(50)
+    ]
     seqs = await asyncio.gather(*(writer.run(insert_job(t)) for t in traces))
     assert sorted(seqs) == list(range(1, 51))
     assert writer.commits < 50  # concurrent writes shared transactions

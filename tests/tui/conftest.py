@@ -133,19 +133,34 @@ def seed_rows(count: int) -> list[dict[str, Any]]:
         latency = [350.0, 820.0, 2_600.0, 140.0, 12_400.0, 610.0][i % 6]
         stream = i % 2 == 0
         ok = status == "ok"
-        rows.append({
-            "id": f"tr_seed{i:05d}", "ts": FROZEN_NOW - age, "endpoint": "chat", "user": user, "team": team,
-            "requested_model": model, "served_model": model, "provider": provider, "stream": int(stream),
-            "status": status, "http_status": http_status, "error": error,
-            "request": '{"messages": [{"role": "system", "content": "You are a senior Python developer."}, '
-                       '{"role": "user", "content": "Write a palindrome check in Python."}], '
-                       '"params": {"temperature": 0.2, "max_tokens": 200}}',
-            "response": RESPONSE if ok else None, "finish_reason": "stop" if ok else None,
-            "prompt_tokens": prompt if ok else 0, "completion_tokens": completion if ok else 0,
-            "cost_usd": (prompt * price_in + completion * price_out) / 1e6 if ok else 0.0,
-            "shadow_cost_usd": (prompt * shadow_in + completion * shadow_in * 4) / 1e6 if ok else 0.0,
-            "latency_ms": latency, "ttft_ms": latency / 4 if stream else None, "overhead_ms": 1.5,
-        })  # fmt: skip
+        rows.append(
+            {
+                "id": f"tr_seed{i:05d}",
+                "ts": FROZEN_NOW - age,
+                "endpoint": "chat",
+                "user": user,
+                "team": team,
+                "requested_model": model,
+                "served_model": model,
+                "provider": provider,
+                "stream": int(stream),
+                "status": status,
+                "http_status": http_status,
+                "error": error,
+                "request": '{"messages": [{"role": "system", "content": "You are a senior Python developer."}, '
+                '{"role": "user", "content": "Write a palindrome check in Python."}], '
+                '"params": {"temperature": 0.2, "max_tokens": 200}}',
+                "response": RESPONSE if ok else None,
+                "finish_reason": "stop" if ok else None,
+                "prompt_tokens": prompt if ok else 0,
+                "completion_tokens": completion if ok else 0,
+                "cost_usd": (prompt * price_in + completion * price_out) / 1e6 if ok else 0.0,
+                "shadow_cost_usd": (prompt * shadow_in + completion * shadow_in * 4) / 1e6 if ok else 0.0,
+                "latency_ms": latency,
+                "ttft_ms": latency / 4 if stream else None,
+                "overhead_ms": 1.5,
+            }
+        )
     return rows
 
 
@@ -162,9 +177,11 @@ def seed_database(db: Path, count: int) -> None:
     )
     conn.executemany(
         "INSERT INTO feedback (trace_id, score, comment, rated_by, created_at) VALUES (?, ?, ?, ?, ?)",
-        [("tr_seed00000", 5, "clear and correct", "alice", FROZEN_NOW - 30),
-         ("tr_seed00002", -1, None, "bob", FROZEN_NOW - 20)],
-    )  # fmt: skip
+        [
+            ("tr_seed00000", 5, "clear and correct", "alice", FROZEN_NOW - 30),
+            ("tr_seed00002", -1, None, "bob", FROZEN_NOW - 20),
+        ],
+    )
     conn.commit()
     conn.close()
 

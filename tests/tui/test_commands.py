@@ -20,8 +20,16 @@ from tests.tui.conftest import live_profile, traces_api
 
 
 def up_args(folder: Path, port: int, **extra: Any) -> argparse.Namespace:
-    values = {"profile": str(folder / "profile.yaml"), "db": str(folder / "llmops.db"), "port": port,
-              "host": "127.0.0.1", "key": None, "timeout": 60.0, "keep_running": False, **extra}  # fmt: skip
+    values = {
+        "profile": str(folder / "profile.yaml"),
+        "db": str(folder / "llmops.db"),
+        "port": port,
+        "host": "127.0.0.1",
+        "key": None,
+        "timeout": 60.0,
+        "keep_running": False,
+        **extra,
+    }
     return argparse.Namespace(**values)
 
 

@@ -65,8 +65,11 @@ def until(condition: Callable[[LlmopsApp], Any], what: str) -> Callable[[Pilot[A
 def spend_loaded(window: str, group_by: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
     def ready(app: LlmopsApp) -> bool:
         screen = app.screen
-        return isinstance(screen, SpendScreen) and bool(screen.data) and (
-            screen.data["window"], screen.data["group_by"]) == (window, group_by)  # fmt: skip
+        return (
+            isinstance(screen, SpendScreen)
+            and bool(screen.data)
+            and (screen.data["window"], screen.data["group_by"]) == (window, group_by)
+        )
 
     return until(ready, f"spend for {window} by {group_by}")
 
@@ -77,18 +80,20 @@ def test_traces(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
 
 def test_traces_filtered_at_80x24(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
     steps = then(
-        traces_loaded, press("slash", *"status:error", "enter"),
+        traces_loaded,
+        press("slash", *"status:error", "enter"),
         until(lambda app: app.screen.filters == {"status": "error"} and app.screen.loaded, "the filter"),
         until(lambda app: all(r["status"] == "error" for r in app.screen.table.rows), "error rows only"),
-    )  # fmt: skip
+    )
     assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(80, 24), run_before=steps)
 
 
 def test_trace_detail(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
     steps = then(
-        traces_loaded, press("enter"),
+        traces_loaded,
+        press("enter"),
         until(lambda app: isinstance(app.screen, TraceDetailScreen) and app.screen.trace, "the detail"),
-    )  # fmt: skip
+    )
     assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(100, 40), run_before=steps)
 
 

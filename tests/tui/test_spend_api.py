@@ -16,9 +16,13 @@ from tests.tui.conftest import FROZEN_NOW, live_profile, seed_rows, traces_api
 
 @pytest.mark.parametrize(
     ("params", "param"),
-    [({"window": "1y"}, "window"), ({"group_by": "key"}, "group_by"), ({"utc_offset": "90000"}, "utc_offset"),
-     ({"now": "yesterday"}, "now")],
-)  # fmt: skip
+    [
+        ({"window": "1y"}, "window"),
+        ({"group_by": "key"}, "group_by"),
+        ({"utc_offset": "90000"}, "utc_offset"),
+        ({"now": "yesterday"}, "now"),
+    ],
+)
 def test_bad_parameters_are_named(seeded_daemon: DaemonProcess, params: dict[str, str], param: str) -> None:
     response = httpx.get(f"{seeded_daemon.url}/admin/spend", params=params)
     assert response.status_code == 400

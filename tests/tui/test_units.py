@@ -19,8 +19,16 @@ from llmops_tui.widgets.trace_table import MAX_ROWS, TraceTable
 
 
 def trace(seq: int, **extra: Any) -> dict[str, Any]:
-    return {"seq": seq, "id": f"tr_{seq}", "ts": 1_768_489_200.0 + seq, "status": "ok", "http_status": 200,
-            "served_model": "m", "latency_ms": 100.0 + seq, **extra}  # fmt: skip
+    return {
+        "seq": seq,
+        "id": f"tr_{seq}",
+        "ts": 1_768_489_200.0 + seq,
+        "status": "ok",
+        "http_status": 200,
+        "served_model": "m",
+        "latency_ms": 100.0 + seq,
+        **extra,
+    }
 
 
 # -- formatting and filters ----------------------------------------------------------------------------
@@ -28,7 +36,11 @@ def trace(seq: int, **extra: Any) -> dict[str, Any]:
 
 def test_filter_text_becomes_query_parameters() -> None:
     assert fmt.parse_filter('model:gpt-4o user:alice status:error "refund policy" late') == {
-        "model": "gpt-4o", "user": "alice", "status": "error", "q": "refund policy late"}  # fmt: skip
+        "model": "gpt-4o",
+        "user": "alice",
+        "status": "error",
+        "q": "refund policy late",
+    }
     assert fmt.parse_filter("url:http://x") == {"q": "url:http://x"}  # unknown fields are text
     assert fmt.parse_filter('unbalanced "quote') == {"q": 'unbalanced "quote'}
     assert fmt.describe_filter({"model": "a", "q": "b c"}) == 'model:a "b c"'
@@ -69,8 +81,14 @@ def test_spend_windows_are_calendar_days_in_the_viewers_zone() -> None:
 
 def test_spend_series_has_every_bucket() -> None:
     today = spend_window("today", 1_768_489_200.0, 0)
-    row = {"start": today.since + 3600, "requests": 2, "prompt_tokens": 1, "completion_tokens": 1,
-           "cost_usd": 0.5, "shadow_cost_usd": 0}  # fmt: skip
+    row = {
+        "start": today.since + 3600,
+        "requests": 2,
+        "prompt_tokens": 1,
+        "completion_tokens": 1,
+        "cost_usd": 0.5,
+        "shadow_cost_usd": 0,
+    }
     series = fill_series([row], today)
     assert len(series) == 24 and series[1]["requests"] == 2 and series[0]["requests"] == 0
     assert savings({"shadow_cost_usd": 0.3, "local_cost_usd": 0.1}) == {

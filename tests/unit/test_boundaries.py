@@ -17,7 +17,8 @@ def imported_after(statement: str) -> set[str]:
 def test_core_is_pure() -> None:
     every_core_module = (
         "import importlib, pkgutil, daemon.core; "
-        "[importlib.import_module('daemon.core.' + m.name) for m in pkgutil.iter_modules(daemon.core.__path__)]"
+        "[importlib.import_module('daemon.core.' + m.name)"
+        " for m in pkgutil.iter_modules(daemon.core.__path__)]"
     )
     modules = imported_after(every_core_module)
     assert not modules & {"httpx", "aiosqlite", "llama_cpp", "textual", "asyncio", "aiohttp"}

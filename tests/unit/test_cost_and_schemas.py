@@ -33,8 +33,15 @@ def test_valid_chat_keeps_unknown_fields() -> None:
 
 
 def test_assistant_may_have_null_content_with_tool_calls() -> None:
-    validate_chat({"model": "m", "messages": [
-        {"role": "assistant", "content": None, "tool_calls": []}, {"role": "tool", "content": "x"}]})  # fmt: skip
+    validate_chat(
+        {
+            "model": "m",
+            "messages": [
+                {"role": "assistant", "content": None, "tool_calls": []},
+                {"role": "tool", "content": "x"},
+            ],
+        }
+    )
 
 
 @pytest.mark.parametrize("value", [True, 1.5, "3"])

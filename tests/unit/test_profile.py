@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 ISSUE_SHAPE = """
 models:
   local-gemma: {provider: llama_cpp, path: "package:gemma3-270m", chat_format: gemma, shadow_price: gpt-4o-mini}
-  gpt-4o-mini: {provider: openai, base_url: "https://api.openai.com/v1", api_key: "${OPENAI_API_KEY}", price: {input: 0.15, output: 0.60}}
+  gpt-4o-mini: {provider: openai, base_url: "https://api.openai.com/v1", api_key: "${OPENAI_API_KEY}", \
+price: {input: 0.15, output: 0.60}}
 """
 
 
@@ -31,12 +32,18 @@ def test_shipped_profiles_validate(name: str) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("models: {m: {provider: openai, base_url: 'http://x', colour: red}}", "models.m.colour: unknown key"),
+        (
+            "models: {m: {provider: openai, base_url: 'http://x', colour: red}}",
+            "models.m.colour: unknown key",
+        ),
         ("models: {m: {provider: openai, base_url: 'http://x', api_key: sk-123}}", "models.m.api_key"),
         ("models: {m: {provider: openai, base_url: 'ftp://x'}}", "models.m.base_url: must start with http"),
         ("models: {m: {provider: nope}}", "models.m"),
         ("models: {m: {provider: llama_cpp, path: x.gguf, n_ctx: 1}}", "models.m.n_ctx"),
-        ("models: {m: {provider: openai, base_url: 'http://x', price: {input: -1, output: 0}}}", "models.m.price.input"),
+        (
+            "models: {m: {provider: openai, base_url: 'http://x', price: {input: -1, output: 0}}}",
+            "models.m.price.input",
+        ),
         ("models: {m: {provider: llama_cpp, path: x.gguf, shadow_price: gpt-99}}", "models.m.shadow_price"),
         ("default_model: z\nmodels: {m: {provider: llama_cpp, path: x.gguf}}", "default_model"),
         ("models: {}", "at least one model"),
