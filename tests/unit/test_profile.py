@@ -12,8 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 ISSUE_SHAPE = """
 models:
   local-gemma: {provider: llama_cpp, path: "package:gemma3-270m", chat_format: gemma, shadow_price: gpt-4o-mini}
-  gpt-4o-mini: {provider: openai, base_url: "https://api.openai.com/v1", api_key: "${OPENAI_API_KEY}", \
-price: {input: 0.15, output: 0.60}}
+  gpt-4o-mini: {provider: openai, base_url: "https://api.openai.com/v1", api_key: "${OPENAI_API_KEY}", price: {input: 0.15, output: 0.60}}
 """
 
 
