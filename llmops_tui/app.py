@@ -58,7 +58,7 @@ class LlmopsApp(App[None]):
         self.client = client
         self.frozen_now = now
         self.utc_offset = utc_offset if utc_offset is not None else time.localtime().tm_gmtoff
-        self.ratings: dict[str, float] = {}
+        self.ratings: dict[str, fmt.Rating] = {}
         self.live_screens: set[Screen[Any]] = set()
         self._arrivals: deque[tuple[float, int]] = deque()
         self.set_reactive(LlmopsApp.connection, Connection(url=client.label))
@@ -103,7 +103,7 @@ class LlmopsApp(App[None]):
         self._forward(lambda: TracesReceived(message.traces, message.dropped))
 
     def on_feedback_received(self, message: FeedbackReceived) -> None:
-        self.ratings[message.feedback["trace_id"]] = message.feedback["score"]
+        self.ratings[message.feedback["trace_id"]] = fmt.rating_of(message.feedback) or 0.0
         self._forward(lambda: FeedbackReceived(message.feedback))
 
     def _update_rate(self) -> None:
@@ -115,15 +115,15 @@ class LlmopsApp(App[None]):
     # -- rating (from the table, the detail and the palette) ------------------------------------------
 
     @work(group="rate")
-    async def rate(self, trace_id: str, score: float, comment: str | None) -> None:
+    async def rate(self, trace_id: str, score: fmt.Rating, comment: str | None) -> None:
         try:
             entry = await self.client.rate(trace_id, score, comment)
         except DaemonError as exc:
             self.notify(f"Rating not saved: {exc.message}", severity="error")
             return
-        self.ratings[trace_id] = entry["score"]
+        self.ratings[trace_id] = score
         self._forward(lambda: FeedbackReceived(entry))
-        self.notify(f"Rated {fmt.score(entry['score'])}" + (" with a comment" if comment else ""), timeout=2)
+        self.notify(f"Rated {fmt.score(score)}" + (" with a comment" if comment else ""), timeout=2)
 
     # -- actions -------------------------------------------------------------------------------------
 

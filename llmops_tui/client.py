@@ -131,8 +131,10 @@ class DaemonClient:
         result: dict[str, Any] = await self._json("GET", f"/admin/traces/{trace_id}")
         return result
 
-    async def rate(self, trace_id: str, score: float, comment: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {"trace_id": trace_id, "score": score}
+    async def rate(self, trace_id: str, score: float | str, comment: str | None = None) -> dict[str, Any]:
+        """`score`: 1-5 stars, or "up" / "down" for thumbs."""
+        body: dict[str, Any] = {"trace_id": trace_id}
+        body["thumbs" if isinstance(score, str) else "score"] = score
         if comment:
             body["comment"] = comment
         result: dict[str, Any] = await self._json("POST", "/v1/feedback", json=body)

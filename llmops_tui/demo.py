@@ -204,8 +204,11 @@ async def _drive(options: DemoOptions, rng: random.Random, clients: list[httpx.A
             tally.ok += 1
             tally.streamed += bool(body.get("stream"))
             if trace_id and rng.random() < 0.15:
-                score = rng.choice((5, 5, 4, 4, 3, 2, 1, -1))
-                feedback = {"trace_id": trace_id, "score": score, "comment": rng.choice(COMMENTS)}
+                feedback: dict[str, Any] = {"trace_id": trace_id, "comment": rng.choice(COMMENTS)}
+                if rng.random() < 0.3:
+                    feedback["thumbs"] = rng.choice(("up", "up", "down"))
+                else:
+                    feedback["score"] = rng.choice((5, 5, 4, 4, 3, 2, 1))
                 with contextlib.suppress(httpx.HTTPError):
                     if (await http.post("/v1/feedback", json=feedback)).status_code == 201:
                         tally.rated += 1

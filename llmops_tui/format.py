@@ -50,15 +50,34 @@ def count(value: int | float) -> str:
     return f"{value / 1_000_000:.1f}M"
 
 
-def score(value: float | None) -> str:
-    """-1 thumbs down, 0 neutral, 1-5 stars (the API's scale; thumbs up is stored as 1)."""
+Rating = float | str  # stars 1-5, or "up" / "down" for thumbs
+
+
+def rating_of(entry: dict[str, Any], score_key: str = "score", kind_key: str = "kind") -> Rating | None:
+    """The daemon's (score, kind) as one value: thumbs are stored as score 1 / -1 with kind 'thumbs'."""
+    value = entry.get(score_key)
+    if value is None:
+        return None
+    if entry.get(kind_key) == "thumbs":
+        return "up" if value > 0 else "down"
+    return float(value)
+
+
+def score(value: Rating | None) -> str:
     if value is None:
         return ""
-    if value < 0:
-        return "▼"
-    if value == 0:
-        return "·"
+    if isinstance(value, str):
+        return "▲" if value == "up" else "▼"
     return f"★{value:g}"
+
+
+def rating_mood(value: Rating | None) -> str | None:
+    """'good', 'bad' or None: how the rating cell is coloured."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return "good" if value == "up" else "bad"
+    return "bad" if value <= 2 else "good" if value >= 4 else None
 
 
 def slowness(latency_ms: float | None) -> str | None:

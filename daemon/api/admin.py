@@ -77,17 +77,14 @@ async def feedback(request: Request) -> Response:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
-    trace_id, score, comment = body.get("trace_id"), body.get("score"), body.get("comment")
+    trace_id, comment = body.get("trace_id"), body.get("comment")
     if not isinstance(trace_id, str) or not trace_id:
         raise InvalidRequest("Invalid 'trace_id': expected a trace id string.", param="trace_id")
-    if isinstance(score, bool) or not isinstance(score, int | float) or not -1 <= score <= 5:
-        raise InvalidRequest(
-            "Invalid 'score': expected 1-5, or 1 / -1 for thumbs up / down (0 for neutral).", param="score"
-        )
+    kind, score = _rating(body)
     if comment is not None and not isinstance(comment, str):
         raise InvalidRequest("Invalid 'comment': expected a string.", param="comment")
     daemon = request.app.state.daemon
-    entry = {"trace_id": trace_id, "score": float(score), "comment": comment,
+    entry = {"trace_id": trace_id, "kind": kind, "score": score, "comment": comment,
              "rated_by": principal.user, "created_at": time.time()}  # fmt: skip
     saved = await daemon.writer.run(feedback_store.insert_job(entry))
     if saved is None:
@@ -95,6 +92,20 @@ async def feedback(request: Request) -> Response:
     entry["id"] = saved
     daemon.bus.publish("feedback", entry)
     return JSON(entry, status_code=201)
+
+
+def _rating(body: dict[str, Any]) -> tuple[str, float]:
+    """Either stars, `score` 1-5, or `thumbs`: "up" | "down" (stored as 1 / -1)."""
+    score, thumbs = body.get("score"), body.get("thumbs")
+    if (score is None) == (thumbs is None):
+        raise InvalidRequest("Give either 'score' (1-5 stars) or 'thumbs' ('up' or 'down').", param="score")
+    if thumbs is not None:
+        if thumbs not in ("up", "down"):
+            raise InvalidRequest("Invalid 'thumbs': expected 'up' or 'down'.", param="thumbs")
+        return "thumbs", 1.0 if thumbs == "up" else -1.0
+    if isinstance(score, bool) or not isinstance(score, int | float) or not 1 <= score <= 5:
+        raise InvalidRequest("Invalid 'score': expected 1 to 5 stars.", param="score")
+    return "stars", float(score)
 
 
 routes = [

@@ -18,8 +18,11 @@ COLUMNS = (
     "experiment", "arm", "metadata",
 )  # fmt: skip
 INSERT_SQL = f"INSERT INTO traces ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-# The latest human rating of each listed trace (feedback_trace index: one probe per row).
-LATEST_RATING = "(SELECT score FROM feedback WHERE trace_id = traces.id ORDER BY id DESC LIMIT 1) AS rating"
+# The latest human rating of each listed trace (feedback_trace index: a probe per row).
+LATEST_RATING = ", ".join(
+    f"(SELECT {column} FROM feedback WHERE trace_id = traces.id ORDER BY id DESC LIMIT 1) AS {alias}"
+    for column, alias in (("score", "rating"), ("kind", "rating_kind"))
+)
 # The list view leaves out the large text columns.
 SUMMARY_COLUMNS = tuple(c for c in COLUMNS if c not in ("request", "response", "metadata"))
 

@@ -16,7 +16,10 @@ EXTRA: dict[str, list[tuple[str, str]]] = {
         ("ctrl+p", "Command palette: every action by name"),
         ("mouse", "click rows, tabs, footer keys; double-click opens"),
     ],
-    "Rating": [("1-5", "Stars, while the score buttons have focus"), ("enter", "Send (in the comment box)")],
+    "Rating": [
+        ("1-5 + -", "Stars, thumbs up, thumbs down (while the score buttons have focus)"),
+        ("enter", "Send (in the comment box)"),
+    ],
 }  # fmt: skip
 
 

@@ -100,7 +100,7 @@ def feedback_markup(feedback: list[dict[str, Any]]) -> str:
         comment = f"  {escape(entry['comment'])}" if entry.get("comment") else ""
         who = escape(entry.get("rated_by") or "?")
         when = fmt.stamp(entry["created_at"])
-        lines.append(f"[b]{fmt.score(entry['score'])}[/]  [$text-muted]{who} at {when}[/]{comment}")
+        lines.append(f"[b]{fmt.score(fmt.rating_of(entry))}[/]  [$text-muted]{who} at {when}[/]{comment}")
     return "\n".join(lines)
 
 
@@ -188,7 +188,7 @@ class TraceDetailScreen(Screen[None]):
     def action_reload(self) -> None:
         self.reload()
 
-    def action_rate(self, score: int) -> None:
+    def action_rate(self, score: fmt.Rating) -> None:
         self.llmops.rate(self.trace_id, score, None)
 
     def action_comment(self) -> None:

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 PAGE = 200
 RATE_BINDINGS = [
     *[Binding(str(n), f"rate({n})", f"Rate ★{n}", show=False) for n in range(2, 6)],
-    Binding("plus", "rate(1)", "Thumbs up (stored as score 1)", show=False),
-    Binding("minus", "rate(-1)", "Thumbs down (score -1)", show=False),
+    Binding("plus", "rate('up')", "Thumbs up", show=False),
+    Binding("minus", "rate('down')", "Thumbs down", show=False),
 ]
 
 
@@ -81,8 +81,10 @@ class TracesScreen(Screen[None]):
     async def _page(self, cursor: int | None) -> tuple[list[dict[str, Any]], int | None]:
         rows, next_cursor = await self.llmops.client.traces(self.filters, cursor, PAGE)
         # each row carries its latest rating, so ratings made before the console opened show too
-        rated = {row["id"]: row["rating"] for row in rows if row.get("rating") is not None}
-        self.llmops.ratings.update(rated)
+        for row in rows:
+            rating = fmt.rating_of(row, "rating", "rating_kind")
+            if rating is not None:
+                self.llmops.ratings[row["id"]] = rating
         return rows, next_cursor
 
     @work(exclusive=True, group="traces-load")
@@ -202,7 +204,7 @@ class TracesScreen(Screen[None]):
     def action_reload(self) -> None:
         self.reload()
 
-    def action_rate(self, score: int) -> None:
+    def action_rate(self, score: fmt.Rating) -> None:
         trace = self.table.current
         if trace is not None:
             self.llmops.rate(trace["id"], score, None)

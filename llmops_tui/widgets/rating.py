@@ -15,15 +15,15 @@ from textual.widgets import Button, Input, Label
 from llmops_tui import format as fmt
 
 # key -> (score sent to the daemon, button label)
-SCORES: dict[str, tuple[float, str]] = {
+SCORES: dict[str, tuple[fmt.Rating, str]] = {
     "1": (1, "★1"), "2": (2, "★2"), "3": (3, "★3"), "4": (4, "★4"), "5": (5, "★5"),
-    "plus": (1, "▲ up"), "minus": (-1, "▼ down"),
+    "plus": ("up", "▲ up"), "minus": ("down", "▼ down"),
 }  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class Rating:
-    score: float
+    score: fmt.Rating
     comment: str | None
 
 
@@ -38,7 +38,7 @@ class RatingDialog(ModalScreen[Rating | None]):
         ],
     ]
 
-    def __init__(self, trace_id: str, current: float | None = None) -> None:
+    def __init__(self, trace_id: str, current: fmt.Rating | None = None) -> None:
         super().__init__()
         self.trace_id = trace_id
         self.score = current

@@ -58,7 +58,7 @@ SORTS: dict[str, Callable[[Trace], Any]] = {
 }
 
 
-def cell_text(column: str, trace: Trace, rating: float | None) -> str:
+def cell_text(column: str, trace: Trace, rating: fmt.Rating | None) -> str:
     if column == "time":
         return fmt.clock(trace["ts"])
     if column in ("user", "team"):
@@ -114,7 +114,7 @@ class TraceTable(ScrollView, can_focus=True):
     class NearEnd(Message):
         """The cursor is close to the oldest loaded row: time to fetch an older page."""
 
-    def __init__(self, ratings: dict[str, float], *, id: str | None = None) -> None:
+    def __init__(self, ratings: dict[str, fmt.Rating], *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.rows: list[Trace] = []
         self.ratings = ratings
@@ -123,7 +123,7 @@ class TraceTable(ScrollView, can_focus=True):
         self._styles: dict[str, Style] = {}
         # Rendered rows by (trace id, is cursor, rating): rows move down as traces arrive, but
         # their pictures do not change. Cleared when the layout or styles change.
-        self._row_cache: LRUCache[tuple[str, bool, float | None], Strip] = LRUCache(1024)
+        self._row_cache: LRUCache[tuple[str, bool, fmt.Rating | None], Strip] = LRUCache(1024)
         self._layout_due = False
         self._frame: tuple[Style, list[tuple[Column, int]]] | None = None
 
@@ -291,13 +291,13 @@ class TraceTable(ScrollView, can_focus=True):
         self._frame = frame
         return super().render_lines(crop)
 
-    def _cell_style(self, column: str, trace: Trace, rating: float | None) -> str | None:
+    def _cell_style(self, column: str, trace: Trace, rating: fmt.Rating | None) -> str | None:
         if column == "status":
             return {"ok": "ok", "cancelled": "cancelled"}.get(trace["status"], "error")
         if column in ("latency", "ttft"):
             return fmt.slowness(trace.get(f"{column}_ms"))
-        if column == "rating" and rating is not None:
-            return "bad" if rating < 0 or 0 < rating <= 2 else "good" if rating >= 4 else None
+        if column == "rating":
+            return fmt.rating_mood(rating)
         if column == "time" or (
             column in ("cost", "cache") and cell_text(column, trace, None) in ("$0", "-")
         ):
@@ -329,7 +329,7 @@ class TraceTable(ScrollView, can_focus=True):
         return strip
 
     def _render_row(
-        self, trace: Trace, rating: float | None, cursor: bool, base: Style,
+        self, trace: Trace, rating: fmt.Rating | None, cursor: bool, base: Style,
         layout: list[tuple[Column, int]], width: int,
     ) -> Strip:  # fmt: skip
         row_style = base

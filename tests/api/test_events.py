@@ -67,10 +67,12 @@ def test_feedback_validation_and_storage(gateway: DaemonProcess) -> None:
     missing = httpx.post(gateway.url + "/v1/feedback", json={"trace_id": "tr_nope", "score": 1})
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "trace_id"
     assert (
-        httpx.post(gateway.url + "/v1/feedback", json={"trace_id": trace_id, "score": -1}).status_code == 201
+        httpx.post(gateway.url + "/v1/feedback", json={"trace_id": trace_id, "thumbs": "down"}).status_code == 201
     )
     row = httpx.get(f"{gateway.url}/admin/traces/{trace_id}").json()
-    assert [(f["score"], f["rated_by"]) for f in row["feedback"]] == [(-1.0, "local")]
+    assert [(f["kind"], f["score"], f["rated_by"]) for f in row["feedback"]] == [("thumbs", -1.0, "local")]
+    for bad in ({"score": 0}, {"score": -1}, {"thumbs": "sideways"}, {"score": 3, "thumbs": "up"}, {}):
+        assert httpx.post(gateway.url + "/v1/feedback", json={"trace_id": trace_id, **bad}).status_code == 400
     assert (
         httpx.post(gateway.url + "/v1/feedback", json={"trace_id": trace_id, "score": 4}).status_code == 201
     )

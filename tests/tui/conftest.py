@@ -176,10 +176,10 @@ def seed_database(db: Path, count: int) -> None:
         sorted(rows, key=lambda r: r["ts"]),  # seq follows time, as in a real database
     )
     conn.executemany(
-        "INSERT INTO feedback (trace_id, score, comment, rated_by, created_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO feedback (trace_id, kind, score, comment, rated_by, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         [
-            ("tr_seed00000", 5, "clear and correct", "alice", FROZEN_NOW - 30),
-            ("tr_seed00002", -1, None, "bob", FROZEN_NOW - 20),
+            ("tr_seed00000", "stars", 5, "clear and correct", "alice", FROZEN_NOW - 30),
+            ("tr_seed00002", "thumbs", -1, None, "bob", FROZEN_NOW - 20),
         ],
     )
     conn.commit()

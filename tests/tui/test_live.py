@@ -109,8 +109,10 @@ async def test_rating_from_the_table_is_stored_and_shown(live_daemon: DaemonProc
         assert await feedback_of(live_daemon.url, newer) == []
         assert cell_text("rating", table(app).rows[1], app.ratings.get(older)) == "★4"
         await pilot.press("minus")
-        await wait_for(pilot, lambda: app.ratings.get(older) == -1, "the thumbs down")
-        assert [f["score"] for f in await feedback_of(live_daemon.url, older)] == [4, -1]
+        await wait_for(pilot, lambda: app.ratings.get(older) == "down", "the thumbs down")
+        saved = await feedback_of(live_daemon.url, older)
+        assert [(f["kind"], f["score"]) for f in saved] == [("stars", 4), ("thumbs", -1)]
+        assert cell_text("rating", table(app).rows[1], app.ratings.get(older)) == "▼"
 
 
 async def test_rating_with_a_comment_from_the_detail(live_daemon: DaemonProcess) -> None:

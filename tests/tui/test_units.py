@@ -56,7 +56,10 @@ def test_numbers_read_well() -> None:
     usd = [fmt.usd(v) for v in (0, 0.000031, 0.0042, 0.0179, 0.5, 3.14159, 1234.5)]
     assert usd == ["$0", "$0.000031", "$0.0042", "$0.018", "$0.50", "$3.14", "$1,234"]
     assert [fmt.ms(v) for v in (None, 12.4, 2600, 125_000)] == ["-", "12ms", "2.6s", "2.1m"]
-    assert [fmt.score(v) for v in (None, -1, 0, 4)] == ["", "▼", "·", "★4"]
+    assert [fmt.score(v) for v in (None, "down", "up", 4)] == ["", "▼", "▲", "★4"]
+    assert fmt.rating_of({"score": 1, "kind": "thumbs"}) == "up"
+    assert fmt.rating_of({"score": 1, "kind": "stars"}) == 1.0
+    assert fmt.rating_of({"rating": None}, "rating", "rating_kind") is None
     assert [fmt.slowness(v) for v in (100, 2500, 11_000)] == [None, "slow", "very-slow"]
 
 
