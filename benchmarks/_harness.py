@@ -13,7 +13,6 @@ import tempfile
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -190,7 +189,3 @@ def run_loop(port: int, raw: bytes, seconds: float) -> tuple[list[float], list[d
             headers.append(hdrs)
             failures += status != 200
     return latencies, headers, failures
-
-
-def describe(stats: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in stats.items())
