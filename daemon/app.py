@@ -38,13 +38,17 @@ log = logging.getLogger("llmops")
 class Daemon:
     """Everything a request handler may reach, in one place (app.state.daemon)."""
 
-    def __init__(self, settings: Settings, runtime: Runtime, writer: Writer, reader: Any) -> None:
+    def __init__(
+        self, settings: Settings, runtime: Runtime, writer: Writer, reader: Any, auth_reader: Any
+    ) -> None:
         self.settings = settings
         self.runtime = runtime
         self.writer = writer
-        self.reader = reader
+        self.reader = reader  # admin queries
+        # Key lookups get their own connection: a slow admin query must not hold up a chat call.
+        self.auth_reader = auth_reader
         self.bus = EventBus()
-        self.authenticator = Authenticator(reader, loopback=settings.loopback)
+        self.authenticator = Authenticator(auth_reader, loopback=settings.loopback)
         self.gateway = Gateway(writer, self.bus, lambda: self.runtime)
         self.started_at = time.time()
         self.loop = asyncio.get_running_loop()
@@ -150,8 +154,9 @@ def create_app(settings: Settings) -> Starlette:
         await asyncio.to_thread(prepare_database, settings.db_path)
         writer = Writer(settings.db_path)
         await asyncio.to_thread(writer.start)
-        reader = await db.connect(settings.db_path)
-        daemon = Daemon(settings, build_runtime(profile, settings.profile_path, None), writer, reader)
+        reader, auth_reader = await db.connect(settings.db_path), await db.connect(settings.db_path)
+        runtime = build_runtime(profile, settings.profile_path, None)
+        daemon = Daemon(settings, runtime, writer, reader, auth_reader)
         app.state.daemon = daemon
         await daemon.authenticator.keys_exist()
         eager = asyncio.create_task(start_eager(daemon.runtime))
@@ -178,6 +183,7 @@ def create_app(settings: Settings) -> Starlette:
             await daemon.drain()
             await asyncio.to_thread(writer.stop)  # every queued trace is written before we exit
             await reader.close()
+            await auth_reader.close()
             log.info("llmops stopped cleanly: in-flight requests finished, traces written")
 
     app = Starlette(

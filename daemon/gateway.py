@@ -78,8 +78,7 @@ class Gateway:
 
     def _publish(self, trace: Trace, seq: int) -> None:
         if self._bus.subscribers:
-            event = trace.as_dict()
-            event.pop("request"), event.pop("response"), event.pop("metadata")
+            event = trace.summary()
             event["seq"] = seq
             self._bus.publish("trace", event)
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
+import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
 def new_trace_id() -> str:
     # Time-ordered (ms) then random, so ids sort roughly by arrival and never collide.
-    return f"tr_{time.time_ns() // 1_000_000:012x}{os.urandom(6).hex()}"
+    return f"tr_{time.time_ns() // 1_000_000:012x}{random.getrandbits(48):012x}"
 
 
 @dataclass(slots=True)
@@ -47,8 +47,12 @@ class Trace:
     arm: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def summary(self) -> dict[str, Any]:
+        """The fields a listing shows: no message or response text."""
+        return {name: getattr(self, name) for name in SUMMARY_FIELDS}
+
+
+SUMMARY_FIELDS = tuple(f.name for f in fields(Trace) if f.name not in ("request", "response", "metadata"))
 
 
 def truncate(text: str | None, limit: int) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -47,6 +48,8 @@ class RemoteClient:
         self.name = name  # the upstream's name in messages: the profile's model name, never its key
         self.config = config
         self._session: aiohttp.ClientSession | None = None
+        self._key: str | None = None
+        self._key_read_at = -1e9
 
     def _client(self) -> aiohttp.ClientSession:
         # Created lazily: a session belongs to the running event loop.
@@ -60,10 +63,14 @@ class RemoteClient:
             )
         return self._session
 
-    def api_key(self, env_name_hint: str = "api_key") -> str | None:
+    def api_key(self) -> str | None:
         if self.config.api_key is None:
             return None
-        value = resolve_secret(self.config.api_key)
+        # Re-read at most once a second: a rotated key needs no reload, and the hot path no lookup.
+        now = time.monotonic()
+        if now - self._key_read_at > 1.0:
+            self._key, self._key_read_at = resolve_secret(self.config.api_key), now
+        value = self._key
         if not value:
             raise ModelUnavailable(
                 f"Model {self.name!r} needs its API key: set the environment variable named in "
