@@ -244,14 +244,18 @@ class _Relay:
     ) -> AsyncIterator[bytes]:
         finished = False
         try:
-            if first is not None:
-                event = self._take(first)
-                if event:
-                    yield event
-            async for chunk in upstream:
+            held: list[bytes] = []  # events that arrived together leave in one write
+            chunk = first
+            while chunk is not None:
                 event = self._take(chunk)
                 if event:
-                    yield event
+                    held.append(event)
+                if held and not chunk.more:
+                    yield b"".join(held)
+                    held.clear()
+                chunk = await anext(upstream, None)
+            if held:
+                yield b"".join(held)
             self._finish()
             await self.gateway.record(self.trace)
             finished = True

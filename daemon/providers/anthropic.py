@@ -46,7 +46,7 @@ class AnthropicProvider:
         body = {**self._request(call), "stream": True}
         translator = StreamTranslator(call.model, int(time.time()), self.client.name)
         async with self.client.request(MESSAGES_PATH, body, self._headers()) as response:
-            async for event, data in sse_events(response.content):
+            async for event, data in sse_events(response.content.iter_any()):
                 for chunk in translator.feed(event, data):
                     yield chunk
                 if translator.stopped:

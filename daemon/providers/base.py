@@ -39,6 +39,7 @@ class Chunk:
     usage: Usage | None = None
     finish_reason: str | None = None
     usage_only: bool = False  # carries usage and no choices (stream_options.include_usage)
+    more: bool = False  # another chunk follows at once: the gateway may send both in one write
 
 
 @dataclass(slots=True)

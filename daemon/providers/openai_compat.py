@@ -17,7 +17,7 @@ from daemon.core.cost import Usage
 from daemon.errors import ProviderError
 from daemon.providers.base import Call, Chunk, Completion, Embeddings
 from daemon.providers.remote import RemoteClient
-from daemon.providers.sse import sse_events
+from daemon.providers.sse import sse_batches
 
 
 def usage_from(data: Any) -> Usage | None:
@@ -57,7 +57,6 @@ class OpenAICompatProvider:
         )
 
     async def stream(self, call: Call) -> AsyncIterator[Chunk]:
-        client_wants_usage = bool((call.body.get("stream_options") or {}).get("include_usage"))
         body = {
             **call.body,
             "model": call.upstream_model,
@@ -66,14 +65,16 @@ class OpenAICompatProvider:
         }
         done = False
         async with self.client.request("/chat/completions", body, self._headers()) as response:
-            async for _event, data in sse_events(response.content):
-                if data == b"[DONE]":
-                    done = True
+            async for batch in sse_batches(response.content.iter_any()):
+                for index, (_event, data) in enumerate(batch):
+                    if data == b"[DONE]":
+                        done = True
+                        break
+                    chunk = parse_chunk(data, self.client.name)
+                    chunk.more = index < len(batch) - 1
+                    yield chunk
+                if done:
                     break
-                chunk = parse_chunk(data, self.client.name)
-                if chunk.usage_only and not client_wants_usage:
-                    chunk.payload = b""  # traced, not forwarded
-                yield chunk
         if not done:
             raise ProviderError(f"Upstream {self.client.name!r} ended its stream without [DONE].")
 

@@ -1,29 +1,69 @@
-"""Reading Server-Sent Events from an upstream byte stream."""
+"""Reading Server-Sent Events from an upstream byte stream.
+
+Events are yielded in batches: all the events one network read completed. Under load an
+upstream's events arrive together, and forwarding a batch in one write costs one send, not one
+per event.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 
+Event = tuple[str | None, bytes]  # (event name, data); multi-line data joined with newlines
 
-async def sse_events(lines: AsyncIterable[bytes]) -> AsyncIterator[tuple[str | None, bytes]]:
-    """Yield (event name, data) per event; multi-line data is joined with newlines."""
-    event: str | None = None
-    data: list[bytes] = []
-    async for raw in lines:
-        line = raw.rstrip(b"\r\n")
+
+class SSEDecoder:
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._event: str | None = None
+        self._data: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        events: list[Event] = []
+        for raw in lines:
+            self._line(raw.rstrip(b"\r"), events)
+        return events
+
+    def close(self) -> list[Event]:
+        """Whatever a stream that ended without a final blank line left complete."""
+        events: list[Event] = []
+        if self._buffer:
+            self._line(self._buffer.rstrip(b"\r"), events)
+            self._buffer = b""
+        self._line(b"", events)
+        return events
+
+    def _line(self, line: bytes, events: list[Event]) -> None:
         if not line:
-            if data:
-                yield event, b"\n".join(data)
-            event, data = None, []
-            continue
+            if self._data:
+                events.append((self._event, b"\n".join(self._data)))
+            self._event, self._data = None, []
+            return
         if line.startswith(b":"):
-            continue
+            return
         name, _, value = line.partition(b":")
         if value.startswith(b" "):
             value = value[1:]
         if name == b"data":
-            data.append(value)
+            self._data.append(value)
         elif name == b"event":
-            event = value.decode()
-    if data:
-        yield event, b"\n".join(data)
+            self._event = value.decode()
+
+
+async def sse_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[Event]]:
+    decoder = SSEDecoder()
+    async for chunk in chunks:
+        events = decoder.feed(chunk)
+        if events:
+            yield events
+    rest = decoder.close()
+    if rest:
+        yield rest
+
+
+async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[Event]:
+    async for batch in sse_batches(chunks):
+        for event in batch:
+            yield event
