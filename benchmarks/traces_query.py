@@ -26,7 +26,7 @@ from daemon.storage.db import connect_sync  # noqa: E402
 from daemon.storage.migrate import migrate  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
-GENERATOR_VERSION = 2  # bump when the generated data changes
+GENERATOR_VERSION = 3  # bump when the generated data changes
 LIMIT_MS = 200.0
 DAY = 86_400.0
 
@@ -123,6 +123,10 @@ def generate(path: Path, rows: int, seed: int = 7) -> dict[str, Any]:
     print("\n  building indices", flush=True)
     for _, index_sql in indices:
         conn.execute(index_sql)
+    # A bulk load fills the search index in one pass, as the daemon's writer would step by step.
+    print("  building the search index", flush=True)
+    conn.execute("INSERT INTO traces_fts (traces_fts) VALUES ('rebuild')")
+    conn.execute("UPDATE traces_fts_state SET indexed_seq = (SELECT max(seq) FROM traces)")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
     return {"rows": rows, "t0": t0, "t1": t1, "seed": seed}
@@ -198,11 +202,12 @@ def explain(db: Path, params: dict[str, Any]) -> list[str]:
     """The daemon's own SQL for these filters, through its query builder, explained."""
     try:
         from daemon.api.admin import trace_query
-        from daemon.storage.traces import SUMMARY_COLUMNS, _where
+        from daemon.storage.traces import SCAN_TEXT, SUMMARY_COLUMNS, _where
 
         query = trace_query({k: str(v) for k, v in params.items()})
-        where, args = _where(query)
-        sql = f"SELECT seq, {', '.join(SUMMARY_COLUMNS)} FROM traces{where} ORDER BY seq DESC LIMIT ?"
+        text = (SCAN_TEXT, [query.text] * 3) if query.text else None  # the plan without the index
+        where, args = _where(query, None, text)
+        sql = f"SELECT seq, {', '.join(SUMMARY_COLUMNS)} FROM traces{where} ORDER BY ts DESC, seq DESC LIMIT ?"
         conn = connect_sync(db)
         plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", [*args, query.limit + 1])]
         conn.close()

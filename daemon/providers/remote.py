@@ -1,7 +1,9 @@
 """A pooled HTTP client for remote providers: timeouts, retries with jittered backoff, error mapping.
 
-The transport is aiohttp's: through a bare proxy on 2 cores it served ~2.5x the requests per
-second of httpx's AsyncClient (DESIGN.md, benchmarks/), and the client decides the gateway's ceiling.
+The client decides the gateway's ceiling (DESIGN.md, Providers). Plain `http://` upstreams go
+through our lean HTTP/1.1 pool (http1.py: ~half the added latency and CPU of aiohttp's client);
+`https://` ones through aiohttp (TLS, proxies, everything else), which served ~2.5x the requests
+per second of httpx's AsyncClient.
 """
 
 from __future__ import annotations
@@ -12,16 +14,36 @@ import random
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
 
 from daemon.config.schema import ENV_REFERENCE, RemoteModel
 from daemon.errors import ModelUnavailable, ProviderError, UpstreamTimeout
+from daemon.providers.http1 import Http1Error, Http1Pool
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})  # 529: Anthropic "overloaded"
 MAX_BACKOFF_S = 8.0
+TIMEOUTS = (TimeoutError, aiohttp.ServerTimeoutError)
+CLIENT_ERRORS = (aiohttp.ClientError, Http1Error)
+
+
+class UpstreamBody(Protocol):
+    def iter_any(self) -> AsyncIterator[bytes]: ...
+
+
+class UpstreamResponse(Protocol):
+    """What callers use of a response, from aiohttp's or from http1's."""
+
+    @property
+    def status(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def content(self) -> UpstreamBody: ...
+    async def read(self) -> bytes: ...
+    def release(self) -> Any: ...
 
 
 def resolve_secret(reference: str | None) -> str | None:
@@ -48,6 +70,10 @@ class RemoteClient:
         self.name = name  # the upstream's name in messages: the profile's model name, never its key
         self.config = config
         self._session: aiohttp.ClientSession | None = None
+        plain = config.base_url.startswith("http://")
+        self._pool = (
+            Http1Pool(config.base_url, config.timeout.connect, config.timeout.read) if plain else None
+        )
         self._key: str | None = None
         self._key_read_at = -1e9
 
@@ -62,6 +88,20 @@ class RemoteClient:
                 connector=connector, timeout=timeout, json_serialize=lambda o: orjson.dumps(o).decode()
             )
         return self._session
+
+    async def _post(self, path: str, data: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
+        if self._pool is not None:
+            return await self._pool.post(path, data, headers)
+        response: UpstreamResponse = await self._client().post(
+            self.config.base_url + path, data=data, headers=headers
+        )
+        return response
+
+    @property
+    def closed(self) -> bool:
+        if self._pool is not None:
+            return self._pool.closed
+        return self._session is None or self._session.closed
 
     def api_key(self) -> str | None:
         if self.config.api_key is None:
@@ -94,21 +134,20 @@ class RemoteClient:
     @asynccontextmanager
     async def request(
         self, path: str, body: Mapping[str, Any], headers: Mapping[str, str]
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
+    ) -> AsyncIterator[UpstreamResponse]:
         """POST with retries until a 2xx response starts; the caller reads its body."""
-        url = self.config.base_url + path
         data = orjson.dumps(body)
         all_headers = {"content-type": "application/json", **headers}
         attempt = 0
         while True:
             try:
-                response = await self._client().post(url, data=data, headers=all_headers)
-            except (TimeoutError, aiohttp.ServerTimeoutError):
+                response = await self._post(path, data, all_headers)
+            except TIMEOUTS:
                 if attempt >= self.config.retries:
                     raise UpstreamTimeout(
                         f"Upstream {self.name!r} timed out ({self.config.base_url})."
                     ) from None
-            except aiohttp.ClientError as exc:
+            except CLIENT_ERRORS as exc:
                 if attempt >= self.config.retries:
                     raise ProviderError(
                         f"Upstream {self.name!r} could not be reached ({self.config.base_url}): "
@@ -118,9 +157,9 @@ class RemoteClient:
                 if response.status < 400:
                     try:
                         yield response
-                    except (TimeoutError, aiohttp.ServerTimeoutError):
+                    except TIMEOUTS:
                         raise UpstreamTimeout(f"Upstream {self.name!r} timed out while responding.") from None
-                    except aiohttp.ClientError as exc:
+                    except CLIENT_ERRORS as exc:
                         raise ProviderError(
                             f"Upstream {self.name!r} broke off its response: {type(exc).__name__}."
                         ) from None
@@ -139,14 +178,16 @@ class RemoteClient:
             attempt += 1
 
     async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
         if self._session is not None:
             await self._session.close()
 
 
-async def _error_detail(response: aiohttp.ClientResponse) -> str:
+async def _error_detail(response: UpstreamResponse) -> str:
     try:
         raw = await response.read()
-    except aiohttp.ClientError:
+    except (*CLIENT_ERRORS, TimeoutError):
         return "(no body)"
     try:
         parsed = orjson.loads(raw)

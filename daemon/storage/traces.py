@@ -8,6 +8,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
+from daemon.core.search import fts_query
 from daemon.core.trace import Trace
 
 COLUMNS = (
@@ -54,17 +55,22 @@ class TraceQuery:
     since: float | None = None
     until: float | None = None
     text: str | None = None
-    cursor: int | None = None  # return traces older than this seq
+    cursor: int | None = None  # the seq of the last trace of the previous page
     limit: int = 50
 
 
-def _where(query: TraceQuery) -> tuple[str, list[Any]]:
+# A word matching at most this many traces is looked up through the index; a more common one is
+# cheaper to check row by row while reading the listing in time order (matches are dense then).
+FTS_CANDIDATES = 20_000
+SCAN_TEXT = "(instr(request, ?) > 0 OR instr(response, ?) > 0 OR instr(error, ?) > 0)"
+
+
+def _where(
+    query: TraceQuery, cursor_ts: float | None, text_clause: tuple[str, list[Any]] | None
+) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
-    if query.model:
-        clauses.append("(served_model = ? OR requested_model = ?)")
-        params += [query.model, query.model]
-    for column in ("user", "team", "status"):
+    for column in ("model", "user", "team", "status"):
         value = getattr(query, column)
         if value:
             clauses.append(f"{column} = ?")
@@ -75,22 +81,51 @@ def _where(query: TraceQuery) -> tuple[str, list[Any]]:
     if query.until is not None:
         clauses.append("ts < ?")
         params.append(query.until)
-    if query.text:
-        clauses.append("(instr(request, ?) > 0 OR instr(response, ?) > 0 OR instr(error, ?) > 0)")
-        params += [query.text] * 3
-    if query.cursor is not None:
-        clauses.append("seq < ?")
-        params.append(query.cursor)
+    if text_clause is not None:
+        clauses.append(text_clause[0])
+        params += text_clause[1]
+    if query.cursor is not None and cursor_ts is not None:
+        # keyset pagination on (ts, seq): the first term is an index range, the second breaks ties
+        clauses.append("ts <= ? AND (ts < ? OR seq < ?)")
+        params += [cursor_ts, cursor_ts, query.cursor]
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+async def _text_clause(conn: aiosqlite.Connection, text: str) -> tuple[str, list[Any]]:
+    """Indexed traces through FTS5, the few not indexed yet by scanning them."""
+    match = fts_query(text)
+    if match is None:
+        return SCAN_TEXT, [text] * 3
+    async with conn.execute("SELECT indexed_seq FROM traces_fts_state WHERE id = 1") as cursor:
+        row = await cursor.fetchone()
+    indexed = row[0] if row is not None else 0
+    async with conn.execute(
+        "SELECT rowid FROM traces_fts WHERE traces_fts MATCH ? LIMIT ?", (match, FTS_CANDIDATES + 1)
+    ) as cursor:
+        candidates = [row[0] for row in await cursor.fetchall()]
+    unindexed = f"(seq > ? AND {SCAN_TEXT})"
+    if len(candidates) > FTS_CANDIDATES:
+        matched = "seq IN (SELECT rowid FROM traces_fts WHERE traces_fts MATCH ?)"
+        return f"({matched} OR {unindexed})", [match, indexed, *[text] * 3]
+    listed = ",".join(str(int(seq)) for seq in candidates) or "NULL"
+    return f"(seq IN ({listed}) OR {unindexed})", [indexed, *[text] * 3]
 
 
 async def list_traces(
     conn: aiosqlite.Connection, query: TraceQuery
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Newest first. Returns the page and the cursor for the next (older) page, or None at the end."""
-    where, params = _where(query)
+    cursor_ts = None
+    if query.cursor is not None:
+        async with conn.execute("SELECT ts FROM traces WHERE seq = ?", (query.cursor,)) as cursor:
+            found = await cursor.fetchone()
+        if found is None:
+            return [], None
+        cursor_ts = found[0]
+    text_clause = await _text_clause(conn, query.text) if query.text else None
+    where, params = _where(query, cursor_ts, text_clause)
     columns = ", ".join(SUMMARY_COLUMNS)
-    sql = f"SELECT seq, {columns}, {LATEST_RATING} FROM traces{where} ORDER BY seq DESC LIMIT ?"
+    sql = f"SELECT seq, {columns}, {LATEST_RATING} FROM traces{where} ORDER BY ts DESC, seq DESC LIMIT ?"
     async with conn.execute(sql, [*params, query.limit + 1]) as cursor:
         rows = [_summary(dict(row)) for row in await cursor.fetchall()]
     more = len(rows) > query.limit

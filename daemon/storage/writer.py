@@ -38,8 +38,11 @@ class _Pending:
 
 
 class Writer:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, upkeep: Callable[[Any], int] | None = None) -> None:
+        """`upkeep(conn)` runs between batches when nothing waits (the search index): it commits
+        on its own and returns how much it did, 0 when there was nothing to do."""
         self._path = path
+        self._upkeep = upkeep
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.commits = 0
@@ -85,15 +88,23 @@ class Writer:
         try:
             while True:
                 batch, stop = self._collect()
+                if batch:
+                    self._write(conn, batch)
                 if time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for readers
                     last_checkpoint = time.monotonic()
-                if batch:
-                    self._write(conn, batch)
                 if stop:
                     return
+                if self._upkeep is not None and self._queue.empty():
+                    self._run_upkeep(conn)
         finally:
             conn.close()
+
+    def _run_upkeep(self, conn: Any) -> None:
+        try:
+            self._upkeep(conn)  # type: ignore[misc]
+        except Exception:
+            log.exception("writer upkeep failed")
 
     def _collect(self) -> tuple[list[_Pending], bool]:
         """What is queued now (waiting up to a checkpoint interval for the first), and whether to stop."""

@@ -579,7 +579,6 @@ async def test_embed_is_refused(provider: AnthropicProvider) -> None:
 async def test_aclose_closes_the_pooled_client(fake: FakeAnthropic) -> None:
     provider = make_provider(fake)
     await provider.complete(chat())
-    session = provider.client._session
-    assert session is not None and not session.closed
+    assert not provider.client.closed
     await provider.aclose()
-    assert session.closed
+    assert provider.client.closed

@@ -82,3 +82,37 @@ async def test_writer_group_commits_and_reader_pages(tmp_path: Path) -> None:
     assert (await get_trace(reader, traces[3].id))["user"] == "u1"  # type: ignore[index]
     assert await get_trace(reader, "missing") is None
     await reader.close()
+
+
+async def test_listing_orders_by_time_and_searches_words(tmp_path: Path) -> None:
+    from daemon.storage.search_index import index_step
+
+    path = tmp_path / "x.db"
+    conn = db.connect_sync(path)
+    migrate(conn)
+    rows = [
+        Trace(id=f"t{i}", ts=1000.0 + (i % 7) * 10 + i / 100, endpoint="chat", served_model="m" if i % 2 else None,
+              requested_model="gpt-x", request='{"messages": [{"content": "ticket #%05d about refunds"}]}' % i)
+        for i in range(40)
+    ]
+    for trace in rows:
+        insert_job(trace)(conn)
+    assert index_step(conn, limit=30) == 30  # the last 10 stay unindexed: found by scanning
+    reader = await db.connect(path)
+    everything, _ = await list_traces(reader, TraceQuery(limit=100))
+    assert [r["ts"] for r in everything] == sorted((t.ts for t in rows), reverse=True)
+    seen, cursor = [], None
+    while True:
+        page, cursor = await list_traces(reader, TraceQuery(limit=7, cursor=cursor))
+        seen += [r["id"] for r in page]
+        if cursor is None:
+            break
+    assert seen == [r["id"] for r in everything]
+    for number in (4, 35):  # one indexed, one not yet
+        found, _ = await list_traces(reader, TraceQuery(text=f"ticket #{number:05d}"))
+        assert [r["id"] for r in found] == [f"t{number}"]
+    prefix, _ = await list_traces(reader, TraceQuery(text="refu", limit=100))
+    assert len(prefix) == 40
+    by_model, _ = await list_traces(reader, TraceQuery(model="gpt-x", limit=100))
+    assert {r["id"] for r in by_model} == {f"t{i}" for i in range(0, 40, 2)}  # served_model is NULL there
+    await reader.close()
