@@ -91,8 +91,14 @@ async def test_listing_orders_by_time_and_searches_words(tmp_path: Path) -> None
     conn = db.connect_sync(path)
     migrate(conn)
     rows = [
-        Trace(id=f"t{i}", ts=1000.0 + (i % 7) * 10 + i / 100, endpoint="chat", served_model="m" if i % 2 else None,
-              requested_model="gpt-x", request='{"messages": [{"content": "ticket #%05d about refunds"}]}' % i)
+        Trace(
+            id=f"t{i}",
+            ts=1000.0 + (i % 7) * 10 + i / 100,
+            endpoint="chat",
+            served_model="m" if i % 2 else None,
+            requested_model="gpt-x",
+            request=f'{{"messages": [{{"content": "ticket #{i:05d} about refunds"}}]}}',
+        )
         for i in range(40)
     ]
     for trace in rows:

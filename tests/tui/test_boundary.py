@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.imports import imported_after
 
 FORBIDDEN = ("daemon.storage", "daemon.providers", "daemon.core")
-
-
-def modules_after(statement: str) -> set[str]:
-    code = f"import sys; {statement}; print('\\n'.join(sys.modules))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return set(done.stdout.split())
 
 
 def test_the_console_imports_no_daemon_internals() -> None:
@@ -19,13 +12,13 @@ def test_the_console_imports_no_daemon_internals() -> None:
         "import importlib, pkgutil, llmops_tui; "
         "[importlib.import_module(m.name) for m in pkgutil.walk_packages(llmops_tui.__path__, 'llmops_tui.')]"
     )
-    modules = modules_after(every_module)
+    modules = imported_after(every_module)
     assert "llmops_tui.app" in modules and "textual" in modules  # the walk really imported the console
     leaked = sorted(m for m in modules if m.startswith(FORBIDDEN))
     assert leaked == []
 
 
 def test_the_llmops_command_does_not_import_textual_until_the_console_runs() -> None:
-    modules = modules_after("from daemon.cli import build_parser; build_parser()")
+    modules = imported_after("from daemon.cli import build_parser; build_parser()")
     assert "llmops_tui.cli" in modules
     assert "textual" not in modules and "llmops_tui.app" not in modules
