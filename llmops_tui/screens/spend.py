@@ -12,17 +12,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, Tab, Tabs
 
 from llmops_tui import format as fmt
 from llmops_tui.client import DaemonError
 from llmops_tui.messages import DaemonReconnected, TracesReceived
+from llmops_tui.screens.live import LiveScreen
 from llmops_tui.widgets.spend_chart import SpendChart
 from llmops_tui.widgets.status_bar import ConnectionBanner, StatusBar
 
 if TYPE_CHECKING:
-    from llmops_tui.app import LlmopsApp
+    pass
 
 WINDOWS = {"today": "Today", "7d": "7 days", "30d": "30 days"}
 GROUPS = ("model", "user", "team")
@@ -52,7 +52,7 @@ def totals_table(data: dict[str, Any]) -> Table:
     return table
 
 
-class SpendScreen(Screen[None]):
+class SpendScreen(LiveScreen):
     AUTO_FOCUS = "#spend-groups"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("w", "next_window", "Window"),
@@ -70,10 +70,6 @@ class SpendScreen(Screen[None]):
         self._refresh_due = False
         self.metric_chosen = False  # until `v` is pressed, the chart picks what has values
 
-    @property
-    def llmops(self) -> LlmopsApp:
-        return self.app  # type: ignore[return-value]
-
     def compose(self) -> ComposeResult:
         yield ConnectionBanner(id="banner")
         with Horizontal(id="spend-controls"):
@@ -87,13 +83,6 @@ class SpendScreen(Screen[None]):
         yield DataTable(id="spend-groups", cursor_type="row", zebra_stripes=True)
         yield StatusBar(id="status")
         yield Footer(compact=True, show_command_palette=False)
-
-    def on_mount(self) -> None:
-        self.llmops.live_screens.add(self)
-        self.reload()
-
-    def on_unmount(self) -> None:
-        self.llmops.live_screens.discard(self)
 
     def _bucket_label(self, start: float) -> str:
         if self.data and self.data["bucket_seconds"] >= 86_400:

@@ -13,18 +13,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.markup import escape
-from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Static
 
 from llmops_tui import format as fmt
 from llmops_tui.client import DaemonError
 from llmops_tui.messages import DaemonReconnected, FeedbackReceived
+from llmops_tui.screens.live import LiveScreen
 from llmops_tui.screens.traces import RATE_BINDINGS
 from llmops_tui.widgets.rating import RatingDialog
 from llmops_tui.widgets.status_bar import ConnectionBanner, StatusBar
 
 if TYPE_CHECKING:
-    from llmops_tui.app import LlmopsApp
+    pass
 
 
 def conversation_markdown(request: dict[str, Any] | None) -> str:
@@ -104,7 +104,7 @@ def feedback_markup(feedback: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-class TraceDetailScreen(Screen[None]):
+class TraceDetailScreen(LiveScreen):
     AUTO_FOCUS = "#detail-body"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
@@ -121,10 +121,6 @@ class TraceDetailScreen(Screen[None]):
         self.trace_id: str = summary["id"]
         self.trace: dict[str, Any] | None = None
 
-    @property
-    def llmops(self) -> LlmopsApp:
-        return self.app  # type: ignore[return-value]
-
     def compose(self) -> ComposeResult:
         yield ConnectionBanner(id="banner")
         yield Static(f"[b]{self.trace_id}[/]  [$text-muted]loading…[/]", id="detail-title")
@@ -138,13 +134,6 @@ class TraceDetailScreen(Screen[None]):
             yield Static(id="detail-feedback")
         yield StatusBar(id="status")
         yield Footer(compact=True, show_command_palette=False)
-
-    def on_mount(self) -> None:
-        self.llmops.live_screens.add(self)
-        self.reload()
-
-    def on_unmount(self) -> None:
-        self.llmops.live_screens.discard(self)
 
     @work(exclusive=True, group="detail")
     async def reload(self) -> None:

@@ -9,18 +9,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.markup import escape
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from llmops_tui import format as fmt
 from llmops_tui.client import DaemonError
 from llmops_tui.messages import DaemonReconnected, FeedbackReceived, TracesReceived
+from llmops_tui.screens.live import LiveScreen
 from llmops_tui.widgets.rating import RatingDialog
 from llmops_tui.widgets.status_bar import ConnectionBanner, StatusBar
 from llmops_tui.widgets.trace_table import MAX_ROWS, SORTS, TraceTable
 
 if TYPE_CHECKING:
-    from llmops_tui.app import LlmopsApp
+    pass
 
 PAGE = 200
 RATE_BINDINGS = [
@@ -30,7 +30,7 @@ RATE_BINDINGS = [
 ]
 
 
-class TracesScreen(Screen[None]):
+class TracesScreen(LiveScreen):
     AUTO_FOCUS = "TraceTable"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter"),
@@ -52,10 +52,6 @@ class TracesScreen(Screen[None]):
         self.pending: list[dict[str, Any]] = []
         self.loaded = False
 
-    @property
-    def llmops(self) -> LlmopsApp:
-        return self.app  # type: ignore[return-value]
-
     def compose(self) -> ComposeResult:
         yield ConnectionBanner(id="banner")
         yield Static(id="traces-info")
@@ -64,13 +60,6 @@ class TracesScreen(Screen[None]):
         yield TraceTable(self.llmops.ratings, id="traces")
         yield StatusBar(id="status")
         yield Footer(compact=True, show_command_palette=False)
-
-    def on_mount(self) -> None:
-        self.llmops.live_screens.add(self)
-        self.reload()
-
-    def on_unmount(self) -> None:
-        self.llmops.live_screens.discard(self)
 
     @property
     def table(self) -> TraceTable:
