@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
 
 from daemon import __version__
 from daemon.api import admin, events, openai, spend
 from daemon.api.common import JSON
+from daemon.api.hot import FastPath
 from daemon.auth import Authenticator
 from daemon.config.loader import ProfileError, load_profile
 from daemon.config.watcher import watch_profile
@@ -148,7 +150,7 @@ async def _method_not_allowed(request: Request, _exc: Exception) -> Response:
     return JSON(error.to_body(), status_code=405)
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> FastPath:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         profile = load_profile(settings.profile_path)  # a bad profile at start-up is fatal: nothing to serve
@@ -187,8 +189,10 @@ def create_app(settings: Settings) -> Starlette:
             await auth_reader.close()
             log.info("llmops stopped cleanly: in-flight requests finished, traces written")
 
+    state = State()
+    hot = openai.hot_routes(state)
     app = Starlette(
-        routes=[*openai.routes, *admin.routes, *events.routes, *spend.routes],
+        routes=[*openai.routes(hot), *admin.routes, *events.routes, *spend.routes],
         lifespan=lifespan,
         exception_handlers={
             GatewayError: _gateway_error,
@@ -197,5 +201,6 @@ def create_app(settings: Settings) -> Starlette:
             405: _method_not_allowed,
         },  # fmt: skip
     )
+    app.state = state
     app.router.redirect_slashes = False  # a redirect would turn a client's POST into a confusing GET
-    return app
+    return FastPath(app, hot)

@@ -20,20 +20,27 @@ class JSON(Response):
         return orjson.dumps(content)
 
 
+def too_large(declared: int | None, limit: int) -> PayloadTooLarge:
+    if declared is not None:
+        return PayloadTooLarge(f"The request body is {declared} bytes; this gateway accepts at most {limit}.")
+    return PayloadTooLarge(f"The request body exceeds this gateway's limit of {limit} bytes.")
+
+
 async def read_json(request: Request) -> Any:
     limit = request.app.state.daemon.runtime.profile.server.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(
-            f"The request body is {int(declared)} bytes; this gateway accepts at most {limit}."
-        )
+        raise too_large(int(declared), limit)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"The request body exceeds this gateway's limit of {limit} bytes.")
+            raise too_large(None, limit)
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return body_json(b"".join(chunks))
+
+
+def body_json(raw: bytes) -> Any:
     if not raw:
         raise InvalidRequest("The request body is empty; expected a JSON object.")
     try:

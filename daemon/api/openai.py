@@ -1,49 +1,66 @@
-"""The OpenAI-compatible routes: /v1/chat/completions, /v1/embeddings, /v1/models, /health."""
+"""The OpenAI-compatible routes: /v1/chat/completions, /v1/embeddings, /v1/models, /health.
+
+Chat and embeddings are bare ASGI apps (hot.HotRoute): `FastPath` calls them before Starlette,
+and Starlette's router keeps them too, for its 405s and for an app served without the fast path.
+"""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
+from starlette.datastructures import State
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
-from daemon.api.common import JSON, authenticate, now, read_json
+from daemon.api.asgi import Receive, Scope, read_json, request_headers
+from daemon.api.common import JSON, authenticate
+from daemon.api.hot import HotRoute
 from daemon.api.schemas import validate_chat, validate_embeddings
 from daemon.errors import GatewayError
+from daemon.gateway import Reply, StreamReply
+from daemon.storage.keys import Principal
 
 
-async def chat_completions(request: Request) -> Response:
-    started = now()
-    principal = await authenticate(request)
-    gateway = request.app.state.daemon.gateway
+async def _principal_and_body(daemon: Any, scope: Scope, receive: Receive) -> tuple[Principal, Any]:
+    headers = request_headers(scope)
+    authorization, api_key = headers.get(b"authorization"), headers.get(b"x-api-key")
+    principal: Principal = await daemon.authenticator.authenticate(
+        authorization.decode("latin-1") if authorization is not None else None,
+        api_key.decode("latin-1") if api_key is not None else None,
+    )
+    limit = daemon.runtime.profile.server.max_body_bytes
+    return principal, await read_json(receive, headers.get(b"content-length"), limit)
+
+
+async def chat_completions(
+    daemon: Any, scope: Scope, receive: Receive, started: float
+) -> Reply | StreamReply:
+    principal, raw = await _principal_and_body(daemon, scope, receive)
+    gateway = daemon.gateway
     try:
-        body = validate_chat(await read_json(request))
+        body = validate_chat(raw)
     except GatewayError as exc:  # still a call: it is traced
         await gateway.record_failure(gateway.new_trace("chat", principal), exc, started)
         raise
     if body.get("stream"):
-        streamed = await gateway.chat_stream(principal, body, started)
-        return StreamingResponse(
-            streamed.events,
-            media_type="text/event-stream",
-            headers={**streamed.headers, "cache-control": "no-cache", "x-accel-buffering": "no"},
-        )
-    reply = await gateway.chat(principal, body, started)
-    return JSON(reply.body, headers=reply.headers)
+        streamed: StreamReply = await gateway.chat_stream(principal, body, started)
+        return streamed
+    reply: Reply = await gateway.chat(principal, body, started)
+    return reply
 
 
-async def embeddings(request: Request) -> Response:
-    started = now()
-    principal = await authenticate(request)
-    gateway = request.app.state.daemon.gateway
+async def embeddings(daemon: Any, scope: Scope, receive: Receive, started: float) -> Reply | StreamReply:
+    principal, raw = await _principal_and_body(daemon, scope, receive)
+    gateway = daemon.gateway
     try:
-        body = validate_embeddings(await read_json(request))
+        body = validate_embeddings(raw)
     except GatewayError as exc:
         await gateway.record_failure(gateway.new_trace("embeddings", principal), exc, started)
         raise
-    reply = await gateway.embeddings(principal, body, started)
-    return JSON(reply.body, headers=reply.headers)
+    reply: Reply = await gateway.embeddings(principal, body, started)
+    return reply
 
 
 async def models(request: Request) -> Response:
@@ -62,9 +79,17 @@ async def health(request: Request) -> Response:
     return JSON({"status": "ok", "profile": daemon.runtime.profile.name, "time": time.time()})
 
 
-routes = [
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/embeddings", embeddings, methods=["POST"]),
-    Route("/v1/models", models, methods=["GET"]),
-    Route("/health", health, methods=["GET"]),
-]
+def hot_routes(state: State) -> dict[str, HotRoute]:
+    """The POST routes FastPath serves itself; `state` is the app's, whose `.daemon` they use."""
+    return {
+        "/v1/chat/completions": HotRoute(chat_completions, state),
+        "/v1/embeddings": HotRoute(embeddings, state),
+    }
+
+
+def routes(hot: dict[str, HotRoute]) -> list[BaseRoute]:
+    return [
+        *(Route(path, route, methods=["POST"]) for path, route in hot.items()),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+    ]

@@ -234,6 +234,8 @@ class Http1Pool:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 reader, writer = await asyncio.open_connection(self.host, self.port, limit=MAX_HEAD * 4)
+        except TimeoutError:  # an OSError too, but not a refused connection
+            raise
         except OSError as exc:
             raise ConnectionFailed(type(exc).__name__) from None
         return Connection(self, reader, writer)
@@ -253,6 +255,9 @@ class Http1Pool:
         except asyncio.LimitOverrunError:
             conn.close()
             raise ResponseBroken("response head too large") from None
+        except TimeoutError:
+            conn.close()
+            raise
         except OSError as exc:
             raise ConnectionFailed(type(exc).__name__) from None
         except BaseException:

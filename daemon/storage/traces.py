@@ -103,12 +103,15 @@ async def _text_clause(conn: aiosqlite.Connection, text: str) -> tuple[str, list
         "SELECT rowid FROM traces_fts WHERE traces_fts MATCH ? LIMIT ?", (match, FTS_CANDIDATES + 1)
     ) as cursor:
         candidates = [row[0] for row in await cursor.fetchall()]
-    unindexed = f"(seq > ? AND {SCAN_TEXT})"
+    unindexed = f"SELECT seq FROM traces WHERE seq > ? AND {SCAN_TEXT}"
     if len(candidates) > FTS_CANDIDATES:
+        # Dense matches: read in time order and test membership; the page fills quickly.
         matched = "seq IN (SELECT rowid FROM traces_fts WHERE traces_fts MATCH ?)"
-        return f"({matched} OR {unindexed})", [match, indexed, *[text] * 3]
-    listed = ",".join(str(int(seq)) for seq in candidates) or "NULL"
-    return f"(seq IN ({listed}) OR {unindexed})", [indexed, *[text] * 3]
+        return f"({matched} OR (seq > ? AND {SCAN_TEXT}))", [match, indexed, *[text] * 3]
+    # One IN over rowids lets SQLite fetch the few matches directly instead of scanning in time order.
+    listed = ",".join(f"({int(seq)})" for seq in candidates)
+    matched = f"SELECT column1 FROM (VALUES {listed})" if listed else "SELECT NULL WHERE 0"
+    return f"seq IN ({matched} UNION ALL {unindexed})", [indexed, *[text] * 3]
 
 
 async def list_traces(
