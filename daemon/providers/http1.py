@@ -6,6 +6,9 @@ one does only what a JSON POST to an API needs: one request at a time per pooled
 content-length, chunked and read-to-close bodies, reads of "whatever arrived" for SSE. TLS
 upstreams keep aiohttp (see remote.py).
 
+Connections are not capped (the gateway's own clients bound the concurrency); idle ones are reused
+newest first, and one the upstream closed while idle is retried on a fresh connection.
+
 Errors: `ConnectionFailed` means no byte of a response arrived (safe to retry the POST);
 `ResponseBroken` means the upstream broke off a response; timeouts raise `TimeoutError`.
 """
@@ -20,6 +23,10 @@ from urllib.parse import urlsplit
 READ_SIZE = 65536
 IDLE_SECONDS = 30.0  # idle connections older than this are closed, not reused
 MAX_HEAD = 65536
+PREFETCH_LIMIT = 1 << 20  # JSON bodies up to this size are read with the head, under one timeout
+DRAIN_LIMIT = 65536  # an unread rest longer than this is not worth a kept-alive connection
+# A stream left early (client gone) must not keep the upstream generating: give up quickly.
+DRAIN_SECONDS = 0.1
 
 
 class Http1Error(Exception):
@@ -99,6 +106,7 @@ class Response:
         self._chunked: ChunkedDecoder | None = None
         self._remaining: int | None = None
         self._finished = head_only
+        self._body: bytes | None = None  # prefetched with the head
         if head_only:
             return
         if "chunked" in headers.get("transfer-encoding", "").lower():
@@ -114,12 +122,30 @@ class Response:
 
     async def iter_any(self) -> AsyncIterator[bytes]:
         """Each piece of the body as it arrives (one read may hold several SSE events)."""
+        if self._body is not None:
+            body, self._body = self._body, None
+            if body:
+                yield body
         while not self._finished:
             data = await self._next()
             if data:
                 yield data
 
+    async def prefetch(self) -> None:
+        """Read a known-length body at once (the common JSON case): one timeout and one wake-up
+        for head and body."""
+        if self._remaining is None or self._finished or self._remaining > PREFETCH_LIMIT:
+            return
+        try:
+            self._body = await self._conn.reader.readexactly(self._remaining)
+        except asyncio.IncompleteReadError:
+            raise ResponseBroken("the connection closed mid-body") from None
+        self._remaining, self._finished = 0, True
+
     async def read(self) -> bytes:
+        if self._body is not None:
+            body, self._body = self._body, None
+            return body
         if self._remaining is not None and not self._finished:
             # The common case, a JSON body of known length: one exact read.
             try:
@@ -152,9 +178,29 @@ class Response:
         return raw
 
     def release(self) -> None:
-        """Return the connection to the pool if the body was read to its end, else close it."""
-        conn, self._conn.pool_ok = self._conn, self._finished and self._reusable
+        """Return the connection to the pool if the body was read to its end, else close it.
+
+        A caller that stops at an SSE stream's `[DONE]` leaves the chunked terminator unread:
+        read it in the background, so streams keep their connections too."""
+        conn = self._conn
+        if not self._finished and self._reusable and self._chunked is not None and not conn.pool.closed:
+            task = asyncio.ensure_future(self._drain())
+            conn.pool.draining.add(task)
+            task.add_done_callback(conn.pool.draining.discard)
+            return
+        conn.pool_ok = self._finished and self._reusable
         conn.release()
+
+    async def _drain(self) -> None:
+        received = 0
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                while not self._finished and received < DRAIN_LIMIT:
+                    received += len(await self._next())
+        except (Http1Error, OSError, asyncio.CancelledError):
+            pass
+        self._conn.pool_ok = self._finished
+        self._conn.release()
 
 
 class Connection:
@@ -164,19 +210,43 @@ class Connection:
         self.writer = writer
         self.idle_since = time.monotonic()
         self.pool_ok = False
+        self.loop = asyncio.get_running_loop()
+        self.read_since: float | None = None  # when the pending read_some began
+        self.watchdog: asyncio.TimerHandle | None = None
 
     def usable(self) -> bool:
         return not self.writer.is_closing() and not self.reader.at_eof()
 
     async def read_some(self) -> bytes:
-        async with asyncio.timeout(self.pool.read_timeout):
+        """Whatever arrives next. A stream reads many times: one watchdog timer, re-armed only when
+        it fires, replaces a timer per read (asyncio.timeout cost ~4 % of a streamed call's CPU)."""
+        self.read_since = self.loop.time()
+        if self.watchdog is None:
+            self.watchdog = self.loop.call_at(self.read_since + self.pool.read_timeout, self._check)
+        try:
             return await self.reader.read(READ_SIZE)
+        finally:
+            self.read_since = None
+
+    def _check(self) -> None:
+        self.watchdog = None
+        if self.read_since is None:
+            return  # not reading now: the next read arms a new watchdog
+        deadline = self.read_since + self.pool.read_timeout
+        if self.loop.time() < deadline:
+            self.watchdog = self.loop.call_at(deadline, self._check)
+            return
+        self.reader.set_exception(TimeoutError())  # the pending read raises it
+        self.close()
 
     async def read_exactly(self, size: int) -> bytes:
         async with asyncio.timeout(self.pool.read_timeout):
             return await self.reader.readexactly(size)
 
     def release(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         if self.pool_ok and self.usable():
             self.idle_since = time.monotonic()
             self.pool.idle.append(self)
@@ -196,10 +266,11 @@ class Http1Pool:
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 80
         self.prefix = parts.path.rstrip("/")
-        self.host_header = parts.netloc.encode()
+        self.host_header = parts.netloc.rpartition("@")[2].encode()  # never userinfo
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.idle: list[Connection] = []
+        self.draining: set[asyncio.Task[None]] = set()
         self.closed = False
 
     async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> Response:
@@ -247,6 +318,8 @@ class Http1Pool:
                 await conn.writer.drain()
             async with asyncio.timeout(self.read_timeout):
                 raw = await conn.reader.readuntil(b"\r\n\r\n")
+                response = parse_head(conn, raw)
+                await response.prefetch()
         except asyncio.IncompleteReadError as exc:
             if exc.partial:
                 conn.close()
@@ -261,12 +334,14 @@ class Http1Pool:
         except OSError as exc:
             raise ConnectionFailed(type(exc).__name__) from None
         except BaseException:
-            conn.close()  # timed out or cancelled mid-request: the connection's state is unknown
+            conn.close()  # broken, or cancelled mid-request: the connection's state is unknown
             raise
-        return parse_head(conn, raw)
+        return response
 
     async def aclose(self) -> None:
         self.closed = True
+        for task in list(self.draining):
+            task.cancel()
         while self.idle:
             self.idle.pop().close()
 

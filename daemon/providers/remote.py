@@ -21,7 +21,7 @@ import orjson
 
 from daemon.config.schema import ENV_REFERENCE, RemoteModel
 from daemon.errors import ModelUnavailable, ProviderError, UpstreamTimeout
-from daemon.providers.http1 import Http1Error, Http1Pool
+from daemon.providers.http1 import Http1Error, Http1Pool, ResponseBroken
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})  # 529: Anthropic "overloaded"
 MAX_BACKOFF_S = 8.0
@@ -142,6 +142,10 @@ class RemoteClient:
         while True:
             try:
                 response = await self._post(path, data, all_headers)
+            except ResponseBroken as exc:  # a response had begun: not retried, the call may have run
+                raise ProviderError(
+                    f"Upstream {self.name!r} broke off its response: {type(exc).__name__}."
+                ) from None
             except TIMEOUTS:
                 if attempt >= self.config.retries:
                     raise UpstreamTimeout(

@@ -1,0 +1,270 @@
+"""The lean HTTP/1.1 client (http1.py) through RemoteClient: against the fake OpenAI upstream, and
+against a raw asyncio server for the edge cases (chunked bodies, stale keep-alive, broken bodies,
+timeouts)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import orjson
+import pytest
+
+from daemon.config.schema import OpenAIModel, Timeouts
+from daemon.errors import ProviderError, UpstreamTimeout
+from daemon.providers.base import Call
+from daemon.providers.http1 import ChunkedDecoder, ResponseBroken
+from daemon.providers.openai_compat import OpenAICompatProvider
+from daemon.providers.remote import RemoteClient
+from tests.fixtures.fake_openai import FakeOpenAI
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+JSON_BODY = orjson.dumps({"ok": True})
+
+
+def client_for(port: int, path: str = "/v1", read: float = 2.0, retries: int = 0) -> RemoteClient:
+    config = OpenAIModel(
+        provider="openai",
+        base_url=f"http://127.0.0.1:{port}{path}",
+        timeout=Timeouts(connect=1.0, read=read),
+        retries=retries,
+    )
+    return RemoteClient("edge-model", config)
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    )
+    await reader.readexactly(length)
+    return head
+
+
+@pytest.fixture
+async def raw_server() -> AsyncIterator[Callable[[Handler], Awaitable[int]]]:
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: Handler) -> int:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    upstream = FakeOpenAI().start()
+    yield upstream
+    upstream.stop()
+
+
+# -- the chunked decoder ---------------------------------------------------------------------------
+
+
+def test_chunked_decoder_reassembles_any_split() -> None:
+    pieces = [b"data: one\n\n", b"x" * 300, b"data: [DONE]\n\n"]
+    wire = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\nx-trailer: 1\r\n\r\n"
+    for _ in range(100):
+        decoder, out, pos = ChunkedDecoder(), b"", 0
+        while pos < len(wire):
+            step = random.randint(1, 17)
+            out += decoder.feed(wire[pos : pos + step])
+            pos += step
+        assert out == b"".join(pieces) and decoder.done
+
+
+def test_chunked_decoder_rejects_garbage() -> None:
+    with pytest.raises(ResponseBroken):
+        ChunkedDecoder().feed(b"zz\r\n")
+
+
+# -- against the fake OpenAI upstream --------------------------------------------------------------
+
+
+async def test_completion_and_stream_reuse_one_connection(fake: FakeOpenAI) -> None:
+    config = OpenAIModel(provider="openai", base_url=fake.base_url, api_key="${LLMOPS_TEST_HTTP1_KEY}")
+    provider = OpenAICompatProvider("fake", config)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LLMOPS_TEST_HTTP1_KEY", fake.api_key or "")
+        body = {"model": "fake", "messages": [{"role": "user", "content": "one two three"}]}
+        call = Call(body=body, model="fake", upstream_model="fake")
+        completion = await provider.complete(call)
+        assert completion.text == "Echo: one two three"
+        chunks = [chunk async for chunk in provider.stream(call)]
+        assert "".join(chunk.text for chunk in chunks) == "Echo: one two three"
+        assert chunks[-1].usage is not None
+    await asyncio.sleep(0.05)  # the chunked terminator after [DONE] is read in the background
+    pool = provider.client._pool
+    assert pool is not None and len(pool.idle) == 1  # both calls went over one kept-alive connection
+    await provider.aclose()
+    assert provider.client.closed
+
+
+# -- edge cases against a raw server ---------------------------------------------------------------
+
+
+async def test_chunked_response_body(raw_server: Callable[[Handler], Awaitable[int]]) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await read_request(reader)
+        assert head.startswith(b"POST /v1/chat/completions HTTP/1.1\r\n")
+        writer.write(b'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n4\r\n{"ok\r\n')
+        await writer.drain()
+        await asyncio.sleep(0.01)
+        writer.write(b'6\r\n": tru\r\n2\r\ne}\r\n0\r\n\r\n')
+        await writer.drain()
+
+    client = client_for(await raw_server(handler))
+    assert await client.post_json("/chat/completions", {"x": 1}, {}) == {"ok": True}
+    await client.aclose()
+
+
+async def test_stale_keep_alive_is_retried_transparently(
+    raw_server: Callable[[Handler], Awaitable[int]],
+) -> None:
+    connections = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(JSON_BODY), JSON_BODY))
+        await writer.drain()
+        writer.close()  # no "connection: close": the client keeps the connection, now dead
+
+    client = client_for(await raw_server(handler))  # retries=0: the stale retry is not one
+    assert await client.post_json("/x", {}, {}) == {"ok": True}
+    await asyncio.sleep(0.05)
+    assert await client.post_json("/x", {}, {}) == {"ok": True}
+    assert connections == 2
+    await client.aclose()
+
+
+async def test_stale_connection_detected_only_on_write_is_retried(
+    raw_server: Callable[[Handler], Awaitable[int]],
+) -> None:
+    """The upstream closes right after our request arrives, without answering: a reused connection."""
+    requests = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            requests += 1
+            if requests == 2:
+                writer.close()
+                return
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(JSON_BODY), JSON_BODY))
+            await writer.drain()
+
+    client = client_for(await raw_server(handler))
+    assert await client.post_json("/x", {}, {}) == {"ok": True}
+    assert await client.post_json("/x", {}, {}) == {"ok": True}
+    assert requests == 3
+    await client.aclose()
+
+
+async def test_upstream_closing_mid_body_is_a_provider_error(
+    raw_server: Callable[[Handler], Awaitable[int]],
+) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"partial')
+        await writer.drain()
+        writer.close()
+
+    client = client_for(await raw_server(handler))
+    with pytest.raises(ProviderError, match="'edge-model' broke off its response") as caught:
+        await client.post_json("/x", {}, {"authorization": "Bearer sk-secret-never-shown"})
+    assert "sk-secret" not in str(caught.value)
+    await client.aclose()
+
+
+async def test_read_timeout_is_upstream_timeout(raw_server: Callable[[Handler], Awaitable[int]]) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(2)
+
+    client = client_for(await raw_server(handler), read=0.2, retries=1)
+    with pytest.raises(UpstreamTimeout, match="'edge-model' timed out"):
+        await client.post_json("/x", {}, {})
+    await client.aclose()
+
+
+async def test_stream_timeout_mid_body_is_upstream_timeout(
+    raw_server: Callable[[Handler], Awaitable[int]],
+) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\ndata: \r\n")
+        await writer.drain()
+        await asyncio.sleep(2)
+
+    client = client_for(await raw_server(handler), read=0.2)
+    with pytest.raises(UpstreamTimeout, match="timed out while responding"):
+        async with client.request("/x", {}, {}) as response:
+            async for _ in response.content.iter_any():
+                pass
+    await client.aclose()
+
+
+async def test_retries_a_503_then_succeeds(raw_server: Callable[[Handler], Awaitable[int]]) -> None:
+    answers = [b"HTTP/1.1 503 Busy\r\nretry-after: 0\r\ncontent-length: 4\r\n\r\nbusy"]
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            ok = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(JSON_BODY), JSON_BODY)
+            writer.write(answers.pop() if answers else ok)
+            await writer.drain()
+
+    client = client_for(await raw_server(handler), retries=1)
+    assert await client.post_json("/x", {}, {}) == {"ok": True}
+    await client.aclose()
+
+
+async def test_connection_refused_is_a_provider_error() -> None:
+    from tests.fixtures.fake_openai import free_port
+
+    client = client_for(free_port())
+    with pytest.raises(ProviderError, match="'edge-model' could not be reached"):
+        await client.post_json("/x", {}, {})
+    await client.aclose()
+
+
+async def test_stream_left_early_closes_its_connection(
+    raw_server: Callable[[Handler], Awaitable[int]],
+) -> None:
+    """A client that leaves mid-stream must not keep the upstream generating: no long drain."""
+    closed = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(200):
+                writer.write(b"6\r\ndata: \r\n")
+                await writer.drain()
+                await asyncio.sleep(0.01)
+        except ConnectionError:
+            closed.set()
+
+    client = client_for(await raw_server(handler))
+    async with client.request("/x", {}, {}) as response:
+        async for _ in response.content.iter_any():
+            break
+    await asyncio.wait_for(closed.wait(), 1.0)
+    assert client._pool is not None and not client._pool.idle
+    await client.aclose()
