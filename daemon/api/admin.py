@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from daemon.api.common import JSON, authenticate, read_json
+from daemon.api.common import JSON, authenticate, query_number, read_json
 from daemon.auth import require_admin
 from daemon.errors import InvalidRequest, NotFound
 from daemon.storage import feedback as feedback_store
@@ -21,16 +21,6 @@ MAX_PAGE = 500
 async def status(request: Request) -> Response:
     require_admin(await authenticate(request))
     return JSON(request.app.state.daemon.status())
-
-
-def _float(params: Any, name: str) -> float | None:
-    value = params.get(name)
-    if value in (None, ""):
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise InvalidRequest(f"Invalid '{name}': expected unix seconds, got {value!r}.", param=name) from None
 
 
 def trace_query(params: Any) -> TraceQuery:
@@ -46,8 +36,8 @@ def trace_query(params: Any) -> TraceQuery:
         user=params.get("user") or None,
         team=params.get("team") or None,
         status=params.get("status") or None,
-        since=_float(params, "since"),
-        until=_float(params, "until"),
+        since=query_number(params, "since"),
+        until=query_number(params, "until"),
         text=params.get("q") or None,
         cursor=cursor,
         limit=limit,

@@ -59,3 +59,14 @@ async def authenticate(request: Request) -> Principal:
 
 def now() -> float:
     return time.perf_counter()
+
+
+def query_number(params: Any, name: str) -> float | None:
+    """A numeric query parameter, None when absent; a 400 naming it when it is not a number."""
+    value = params.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidRequest(f"Invalid '{name}': expected a number, got {value!r}.", param=name) from None

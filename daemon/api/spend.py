@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from daemon.api.common import JSON, authenticate
+from daemon.api.common import JSON, authenticate, query_number
 from daemon.auth import require_admin
 from daemon.core.spend import GROUPS, WINDOWS, fill_series, savings, spend_window
 from daemon.errors import InvalidRequest
 from daemon.storage import spend as spend_store
 
 MAX_OFFSET = 14 * 3600  # UTC+14 is the furthest time zone
-
-
-def _number(params: Any, name: str, default: float) -> float:
-    value = params.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise InvalidRequest(f"Invalid '{name}': expected a number, got {value!r}.", param=name) from None
 
 
 async def spend(request: Request) -> Response:
@@ -40,8 +29,10 @@ async def spend(request: Request) -> Response:
     if group_by not in GROUPS:
         raise InvalidRequest(f"Invalid 'group_by': expected one of {', '.join(GROUPS)}, got {group_by!r}.",
                              param="group_by")  # fmt: skip
-    now = _number(params, "now", time.time())
-    offset = int(_number(params, "utc_offset", time.localtime(now).tm_gmtoff))
+    given_now = query_number(params, "now")
+    now = time.time() if given_now is None else given_now
+    given_offset = query_number(params, "utc_offset")
+    offset = time.localtime(now).tm_gmtoff if given_offset is None else int(given_offset)
     if abs(offset) > MAX_OFFSET:
         raise InvalidRequest("Invalid 'utc_offset': expected seconds east of UTC, within ±14 hours.",
                              param="utc_offset")  # fmt: skip
