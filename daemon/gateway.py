@@ -245,21 +245,21 @@ class _Relay:
         finished = False
         try:
             held: list[bytes] = []  # events that arrived together leave in one write
+            ending = False  # past the finish reason only usage follows: it can leave with [DONE]
             chunk = first
             while chunk is not None:
                 event = self._take(chunk)
                 if event:
                     held.append(event)
-                if held and not chunk.more:
+                ending = ending or bool(chunk.finish_reason) or chunk.usage_only
+                if held and not chunk.more and not ending:
                     yield b"".join(held)
                     held.clear()
                 chunk = await anext(upstream, None)
-            if held:
-                yield b"".join(held)
             self._finish()
             await self.gateway.record(self.trace)
             finished = True
-            yield DONE
+            yield b"".join(held) + DONE
         except GatewayError as exc:
             self._finish()
             self.trace.status, self.trace.http_status, self.trace.error = "error", exc.status, exc.message
