@@ -331,9 +331,6 @@ class LlamaCppProvider:
             self.load_error = exc.message
             raise
         try:
-            # llama.cpp's OpenMP threads spin while idle by default, stealing the CPU from the event
-            # loop and the other model threads; passive waiting measured 15-20 vs 1-6 tok/s under load.
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             from llama_cpp import Llama
 
             llm = Llama(
