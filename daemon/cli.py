@@ -162,7 +162,11 @@ def _status(args: argparse.Namespace) -> int:
     print(f"database  {data['database']}")
     print("models")
     for m in data["models"]:
-        loaded = {True: "loaded", False: "not loaded", None: "remote"}[m["loaded"]]
+        loaded = {True: "loaded", False: "not loaded yet", None: "remote"}[m["loaded"]]
+        if m.get("load_error"):
+            loaded = f"FAILED to load: {m['load_error']}"
+        elif m["loaded"] and m.get("load_seconds") is not None:
+            loaded += f" in {m['load_seconds']:.1f} s"
         kind = "embedding" if m["embedding"] else "chat"
         print(f"  {m['name']:24} {m['provider']:10} {kind:9} {loaded}")
     return 0
