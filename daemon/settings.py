@@ -17,9 +17,8 @@ def default_db_path() -> Path:
 
 
 def default_profile_path() -> Path:
-    """`profiles/default.yaml` of this checkout, else the copy installed with the package."""
-    here = Path(__file__).resolve().parent.parent / "profiles" / "default.yaml"
-    return here
+    """`profiles/default.yaml` of the checkout the package is installed from (`pip install -e .`)."""
+    return Path(__file__).resolve().parent.parent / "profiles" / "default.yaml"
 
 
 def is_loopback(host: str) -> bool:
