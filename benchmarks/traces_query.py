@@ -207,7 +207,8 @@ def explain(db: Path, params: dict[str, Any]) -> list[str]:
         query = trace_query({k: str(v) for k, v in params.items()})
         text = (SCAN_TEXT, [query.text] * 3) if query.text else None  # the plan without the index
         where, args = _where(query, None, text)
-        sql = f"SELECT seq, {', '.join(SUMMARY_COLUMNS)} FROM traces{where} ORDER BY ts DESC, seq DESC LIMIT ?"
+        columns = ", ".join(SUMMARY_COLUMNS)
+        sql = f"SELECT seq, {columns} FROM traces{where} ORDER BY ts DESC, seq DESC LIMIT ?"
         conn = connect_sync(db)
         plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", [*args, query.limit + 1])]
         conn.close()
