@@ -13,8 +13,7 @@ from typing import Any
 
 import orjson
 
-from daemon.api.common import body_json, too_large
-from daemon.errors import GatewayError
+from daemon.errors import GatewayError, InvalidRequest, PayloadTooLarge
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -42,7 +41,22 @@ def encode_headers(headers: dict[str, str]) -> RawHeaders:
     return [(name.encode(), value.encode("latin-1")) for name, value in headers.items()]
 
 
-async def read_json(receive: Receive, declared: bytes | None, limit: int) -> Any:
+def too_large(declared: int | None, limit: int) -> PayloadTooLarge:
+    if declared is not None:
+        return PayloadTooLarge(f"The request body is {declared} bytes; this gateway accepts at most {limit}.")
+    return PayloadTooLarge(f"The request body exceeds this gateway's limit of {limit} bytes.")
+
+
+def body_json(raw: bytes) -> Any:
+    if not raw:
+        raise InvalidRequest("The request body is empty; expected a JSON object.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
+
+
+async def read_body_json(receive: Receive, declared: bytes | None, limit: int) -> Any:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(int(declared), limit)
     chunks: list[bytes] = []

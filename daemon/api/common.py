@@ -9,7 +9,8 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from daemon.errors import InvalidRequest, PayloadTooLarge
+from daemon.api.asgi import read_body_json
+from daemon.errors import InvalidRequest
 from daemon.storage.keys import Principal
 
 
@@ -20,33 +21,11 @@ class JSON(Response):
         return orjson.dumps(content)
 
 
-def too_large(declared: int | None, limit: int) -> PayloadTooLarge:
-    if declared is not None:
-        return PayloadTooLarge(f"The request body is {declared} bytes; this gateway accepts at most {limit}.")
-    return PayloadTooLarge(f"The request body exceeds this gateway's limit of {limit} bytes.")
-
-
 async def read_json(request: Request) -> Any:
+    """The body of a Starlette request, with the same limit and errors as the hot routes."""
     limit = request.app.state.daemon.runtime.profile.server.max_body_bytes
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large(int(declared), limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large(None, limit)
-        chunks.append(chunk)
-    return body_json(b"".join(chunks))
-
-
-def body_json(raw: bytes) -> Any:
-    if not raw:
-        raise InvalidRequest("The request body is empty; expected a JSON object.")
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
+    return await read_body_json(request.receive, declared.encode() if declared else None, limit)
 
 
 async def authenticate(request: Request) -> Principal:

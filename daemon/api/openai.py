@@ -7,6 +7,7 @@ and Starlette's router keeps them too, for its 405s and for an app served withou
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.datastructures import State
@@ -14,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from daemon.api.asgi import Receive, Scope, read_json, request_headers
+from daemon.api.asgi import Receive, Scope, read_body_json, request_headers
 from daemon.api.common import JSON, authenticate
 from daemon.api.hot import HotRoute
 from daemon.api.schemas import validate_chat, validate_embeddings
@@ -23,7 +24,11 @@ from daemon.gateway import Reply, StreamReply
 from daemon.storage.keys import Principal
 
 
-async def _principal_and_body(daemon: Any, scope: Scope, receive: Receive) -> tuple[Principal, Any]:
+async def _principal_and_body(
+    daemon: Any, scope: Scope, receive: Receive, started: float, endpoint: str,
+    validate: Callable[[Any], dict[str, Any]],
+) -> tuple[Principal, dict[str, Any]]:  # fmt: skip
+    """Authenticate, then read and validate the body; a bad body is still a call, so it is traced."""
     headers = request_headers(scope)
     authorization, api_key = headers.get(b"authorization"), headers.get(b"x-api-key")
     principal: Principal = await daemon.authenticator.authenticate(
@@ -31,19 +36,18 @@ async def _principal_and_body(daemon: Any, scope: Scope, receive: Receive) -> tu
         api_key.decode("latin-1") if api_key is not None else None,
     )
     limit = daemon.runtime.profile.server.max_body_bytes
-    return principal, await read_json(receive, headers.get(b"content-length"), limit)
+    try:
+        return principal, validate(await read_body_json(receive, headers.get(b"content-length"), limit))
+    except GatewayError as exc:
+        await daemon.gateway.record_failure(daemon.gateway.new_trace(endpoint, principal), exc, started)
+        raise
 
 
 async def chat_completions(
     daemon: Any, scope: Scope, receive: Receive, started: float
 ) -> Reply | StreamReply:
-    principal, raw = await _principal_and_body(daemon, scope, receive)
+    principal, body = await _principal_and_body(daemon, scope, receive, started, "chat", validate_chat)
     gateway = daemon.gateway
-    try:
-        body = validate_chat(raw)
-    except GatewayError as exc:  # still a call: it is traced
-        await gateway.record_failure(gateway.new_trace("chat", principal), exc, started)
-        raise
     if body.get("stream"):
         streamed: StreamReply = await gateway.chat_stream(principal, body, started)
         return streamed
@@ -52,14 +56,10 @@ async def chat_completions(
 
 
 async def embeddings(daemon: Any, scope: Scope, receive: Receive, started: float) -> Reply | StreamReply:
-    principal, raw = await _principal_and_body(daemon, scope, receive)
-    gateway = daemon.gateway
-    try:
-        body = validate_embeddings(raw)
-    except GatewayError as exc:
-        await gateway.record_failure(gateway.new_trace("embeddings", principal), exc, started)
-        raise
-    reply: Reply = await gateway.embeddings(principal, body, started)
+    principal, body = await _principal_and_body(
+        daemon, scope, receive, started, "embeddings", validate_embeddings
+    )
+    reply: Reply = await daemon.gateway.embeddings(principal, body, started)
     return reply
 
 
