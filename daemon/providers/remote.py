@@ -84,9 +84,7 @@ class RemoteClient:
             timeout = aiohttp.ClientTimeout(
                 total=None, sock_connect=self.config.timeout.connect, sock_read=self.config.timeout.read
             )
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=timeout, json_serialize=lambda o: orjson.dumps(o).decode()
-            )
+            self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
         return self._session
 
     async def _post(self, path: str, data: bytes, headers: Mapping[str, str]) -> UpstreamResponse:
