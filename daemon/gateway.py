@@ -63,7 +63,10 @@ class Gateway:
 
     async def record(self, trace: Trace) -> None:
         """Return once the trace is durable; then tell the console."""
-        seq = await self._writer.run(insert_job(trace))
+        # The only call in flight (calls pin their runtime until recorded) has no one to share a
+        # group commit with. Calls still on a just-replaced runtime are not counted: a guess is fine.
+        alone = self._runtime().in_flight <= 1
+        seq = await self._writer.run(insert_job(trace), alone=alone)
         self._publish(trace, seq)
 
     def record_later(self, trace: Trace) -> None:
@@ -149,16 +152,16 @@ class Gateway:
                 provider_started = time.perf_counter()
                 completion = await entry.provider.complete(call)
                 provider_ms = _ms(provider_started)
-        usage = completion.usage
-        if not usage.total_tokens:
-            usage = Usage(tokens.count_messages(body["messages"]), tokens.count_text(completion.text))
-            trace.metadata["usage_estimated"] = True
-        self._settle(trace, entry, usage)
-        trace.response = truncate(completion.text, runtime.profile.traces.max_text_chars)
-        trace.finish_reason = completion.finish_reason
-        trace.latency_ms = _ms(started)
-        trace.overhead_ms = trace.latency_ms - provider_ms
-        await self.record(trace)
+            usage = completion.usage
+            if not usage.total_tokens:
+                usage = Usage(tokens.count_messages(body["messages"]), tokens.count_text(completion.text))
+                trace.metadata["usage_estimated"] = True
+            self._settle(trace, entry, usage)
+            trace.response = truncate(completion.text, runtime.profile.traces.max_text_chars)
+            trace.finish_reason = completion.finish_reason
+            trace.latency_ms = _ms(started)
+            trace.overhead_ms = trace.latency_ms - provider_ms
+            await self.record(trace)
         return Reply(completion.body, self._headers(trace, _ms(started) - provider_ms))
 
     async def chat_stream(self, principal: Principal, body: dict[str, Any], started: float) -> StreamReply:
@@ -197,10 +200,10 @@ class Gateway:
                 provider_started = time.perf_counter()
                 result = await entry.provider.embed(Call(body, entry.name, entry.upstream_model))
                 provider_ms = _ms(provider_started)
-        self._settle(trace, entry, result.usage)
-        trace.latency_ms = _ms(started)
-        trace.overhead_ms = trace.latency_ms - provider_ms
-        await self.record(trace)
+            self._settle(trace, entry, result.usage)
+            trace.latency_ms = _ms(started)
+            trace.overhead_ms = trace.latency_ms - provider_ms
+            await self.record(trace)
         return Reply(result.body, self._headers(trace, _ms(started) - provider_ms))
 
 

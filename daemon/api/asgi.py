@@ -91,8 +91,8 @@ async def send_stream(
     send: Send, receive: Receive, events: AsyncIterator[bytes], headers: RawHeaders, last: bytes
 ) -> None:
     """Forward `events` as an SSE body; a client that disconnects cancels the stream at once (a
-    local model stops generating), even while no event is due. The event that *is* `last` (by
-    identity: `data: [DONE]`) leaves with the end of the body, in one write."""
+    local model stops generating), even while no event is due. A chunk that ends with `last`
+    (`data: [DONE]`: nothing follows it) leaves with the end of the body, in one write."""
     task = asyncio.current_task()
     assert task is not None
     state = {"finished": False, "gone": False}
@@ -108,7 +108,7 @@ async def send_stream(
         await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
         final = b""
         async for chunk in events:
-            if chunk is last:
+            if chunk.endswith(last):
                 final = chunk
                 break
             await send({"type": "http.response.body", "body": chunk, "more_body": True})

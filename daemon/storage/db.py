@@ -14,12 +14,13 @@ from typing import Any
 import aiosqlite
 import sqlite_vec
 
+BUSY_TIMEOUT_MS = 5000
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     # In WAL mode NORMAL survives a killed process (kill -9); only an OS crash can lose the last commits.
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=5000",
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
     "PRAGMA temp_store=MEMORY",
 )
 

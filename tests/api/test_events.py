@@ -67,7 +67,8 @@ def test_feedback_validation_and_storage(gateway: DaemonProcess) -> None:
     missing = httpx.post(gateway.url + "/v1/feedback", json={"trace_id": "tr_nope", "score": 1})
     assert missing.status_code == 404 and missing.json()["error"]["param"] == "trace_id"
     assert (
-        httpx.post(gateway.url + "/v1/feedback", json={"trace_id": trace_id, "thumbs": "down"}).status_code == 201
+        httpx.post(gateway.url + "/v1/feedback", json={"trace_id": trace_id, "thumbs": "down"}).status_code
+        == 201
     )
     row = httpx.get(f"{gateway.url}/admin/traces/{trace_id}").json()
     assert [(f["kind"], f["score"], f["rated_by"]) for f in row["feedback"]] == [("thumbs", -1.0, "local")]

@@ -6,7 +6,7 @@ from daemon.providers.sse import SSEDecoder
 def test_events_split_across_reads_and_batched_per_read() -> None:
     decoder = SSEDecoder()
     assert decoder.feed(b'data: {"a": 1}\n\ndata: {"b"') == [(None, b'{"a": 1}')]
-    assert decoder.feed(b': 2}\n\nevent: ping\r\ndata: x\r\n\r\ndata: [DONE]\n\n') == [
+    assert decoder.feed(b": 2}\n\nevent: ping\r\ndata: x\r\n\r\ndata: [DONE]\n\n") == [
         (None, b'{"b": 2}'),
         ("ping", b"x"),
         (None, b"[DONE]"),

@@ -1,0 +1,101 @@
+"""The writer's two ways to commit: group commits on its thread, and a lone write inline."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from daemon.core.trace import Trace, new_trace_id
+from daemon.storage import db
+from daemon.storage.migrate import migrate
+from daemon.storage.traces import insert_job
+from daemon.storage.writer import Writer
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    path = tmp_path / "w.db"
+    migrate(db.connect_sync(path))
+    return path
+
+
+@pytest.fixture
+def writer(path: Path) -> Iterator[Writer]:
+    writer = Writer(path)
+    writer.start()
+    yield writer
+    writer.stop()
+
+
+def traced_insert(trace: Trace, threads: list[str]) -> Any:
+    insert = insert_job(trace)
+
+    def job(conn: Any) -> int:
+        threads.append(threading.current_thread().name)
+        return int(insert(conn))
+
+    return job
+
+
+def new_trace() -> Trace:
+    return Trace(id=new_trace_id(), ts=time.time(), endpoint="chat", user="u")
+
+
+def count(path: Path) -> int:
+    return int(db.connect_sync(path).execute("SELECT count(*) FROM traces").fetchone()[0])
+
+
+async def test_a_lone_write_commits_on_the_callers_thread(path: Path, writer: Writer) -> None:
+    threads: list[str] = []
+    await writer.run(traced_insert(new_trace(), threads), alone=True)
+    assert threads == [threading.current_thread().name]
+    assert count(path) == 1  # committed: another connection sees it
+    await writer.run(traced_insert(new_trace(), threads))
+    assert threads[1] == "llmops-writer"
+    assert count(path) == 2
+    assert writer.commits == 2
+
+
+async def test_a_failing_lone_write_rolls_back_alone(path: Path, writer: Writer) -> None:
+    trace = new_trace()
+    await writer.run(insert_job(trace), alone=True)
+    with pytest.raises(Exception, match="UNIQUE"):
+        await writer.run(insert_job(trace), alone=True)
+    await writer.run(insert_job(new_trace()), alone=True)  # no transaction was left open
+    assert count(path) == 2
+
+
+async def test_a_lone_write_never_waits_on_another_process_lock(path: Path, writer: Writer) -> None:
+    """`llmops keys create` writes from another process: the event loop must not sit in SQLite's
+    busy handler meanwhile; the writer thread waits for the lock instead."""
+    other = db.connect_sync(path)
+    other.execute("BEGIN IMMEDIATE")
+    threads: list[str] = []
+    began = time.monotonic()
+    task = asyncio.ensure_future(writer.run(traced_insert(new_trace(), threads), alone=True))
+    await asyncio.sleep(0)  # the task runs up to its first real wait
+    assert time.monotonic() - began < 1.0  # far below the 5 s busy timeout
+    assert not task.done()
+    other.execute("COMMIT")
+    await asyncio.wait_for(task, 10)
+    assert threads == ["llmops-writer"]
+    assert count(path) == 1
+
+
+async def test_the_writer_thread_gives_up_on_a_lock_held_too_long(
+    path: Path, writer: Writer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("daemon.storage.writer.BUSY_TIMEOUT_MS", 50)
+    other = db.connect_sync(path)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(Exception, match="locked"):
+        await asyncio.wait_for(writer.run(insert_job(new_trace())), 10)
+    other.execute("ROLLBACK")
+    await writer.run(insert_job(new_trace()))
+    assert count(path) == 1
