@@ -219,17 +219,26 @@ class _Relay:
         self.wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         self.text: list[str] = []
         self.usage: Usage | None = None
+        self.ending = False
 
-    def _take(self, chunk: Chunk) -> bytes | None:
+    def _take(self, chunk: Chunk, held: list[bytes]) -> bool:
+        """Note what the trace needs; hold the chunk's event. True: send what is held now."""
         if chunk.text:
             self.text.append(chunk.text)
         if chunk.usage is not None:
             self.usage = chunk.usage
         if chunk.finish_reason:
             self.trace.finish_reason = chunk.finish_reason
-        if not chunk.payload or (chunk.usage_only and not self.wants_usage):
-            return None
-        return _sse(chunk.payload)
+            self.ending = True
+        if chunk.usage_only:
+            self.ending = True
+            if not self.wants_usage:
+                return False
+        if chunk.payload:
+            held += (b"data: ", chunk.payload, b"\n\n")
+        # Events that arrived together leave in one write; past the finish reason only usage
+        # follows, and it can leave with [DONE].
+        return bool(held) and not chunk.more and not self.ending
 
     def _finish(self) -> None:
         text = "".join(self.text)
@@ -247,22 +256,20 @@ class _Relay:
     ) -> AsyncIterator[bytes]:
         finished = False
         try:
-            held: list[bytes] = []  # events that arrived together leave in one write
-            ending = False  # past the finish reason only usage follows: it can leave with [DONE]
-            chunk = first
-            while chunk is not None:
-                event = self._take(chunk)
-                if event:
-                    held.append(event)
-                ending = ending or bool(chunk.finish_reason) or chunk.usage_only
-                if held and not chunk.more and not ending:
+            held: list[bytes] = []
+            if first is not None:
+                if self._take(first, held):
                     yield b"".join(held)
                     held.clear()
-                chunk = await anext(upstream, None)
+                async for chunk in upstream:
+                    if self._take(chunk, held):
+                        yield b"".join(held)
+                        held.clear()
             self._finish()
             await self.gateway.record(self.trace)
             finished = True
-            yield b"".join(held) + DONE
+            held.append(DONE)
+            yield b"".join(held)
         except GatewayError as exc:
             self._finish()
             self.trace.status, self.trace.http_status, self.trace.error = "error", exc.status, exc.message

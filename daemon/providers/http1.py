@@ -42,7 +42,10 @@ class ResponseBroken(Http1Error):
 
 
 class ChunkedDecoder:
-    """Incremental `transfer-encoding: chunked` decoder: feed bytes, get the payload so far."""
+    """Incremental `transfer-encoding: chunked` decoder: feed bytes, get the payload so far.
+
+    SSE upstreams send a chunk per event, so the common case, a whole chunk in the buffer, takes
+    one pass of the loop; a chunk split across reads continues through `_remaining`."""
 
     def __init__(self) -> None:
         self._buffer = b""
@@ -53,45 +56,64 @@ class ChunkedDecoder:
     def feed(self, data: bytes) -> bytes:
         buffer = self._buffer + data if self._buffer else data
         out: list[bytes] = []
-        pos = 0
+        pos, end = 0, len(buffer)
         while not self.done:
             if self._trailers:
-                if buffer.startswith(b"\r\n", pos):
-                    pos, self.done = pos + 2, True
-                    break
-                end = buffer.find(b"\r\n\r\n", pos)  # trailers, unused by APIs: skipped
-                if end < 0:
-                    break
-                pos, self.done = end + 4, True
+                pos = self._skip_trailers(buffer, pos)
                 break
-            if self._remaining >= 0:
-                take = min(self._remaining, len(buffer) - pos)
+            if self._remaining >= 0:  # the rest of a chunk begun in an earlier read
+                take = min(self._remaining, end - pos)
                 if take:
                     out.append(buffer[pos : pos + take])
                     pos += take
                     self._remaining -= take
-                if self._remaining or len(buffer) - pos < 2:
+                if self._remaining or end - pos < 2:
                     break
-                if not buffer.startswith(b"\r\n", pos):
+                if buffer[pos : pos + 2] != b"\r\n":
                     raise ResponseBroken("bad chunk terminator")
                 pos, self._remaining = pos + 2, -1
                 continue
-            end = buffer.find(b"\r\n", pos)
-            if end < 0:
-                if len(buffer) - pos > 1024:
+            line_end = buffer.find(b"\r\n", pos)
+            if line_end < 0:
+                if end - pos > 1024:
                     raise ResponseBroken("chunk size line too long")
                 break
-            try:
-                size = int(buffer[pos:end].split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise ResponseBroken("bad chunk size") from None
-            pos = end + 2
+            size = _chunk_size(buffer[pos:line_end])
+            pos = line_end + 2
             if size == 0:
                 self._trailers = True
+                continue
+            stop = pos + size
+            if stop + 2 <= end:  # the whole chunk is here
+                if buffer[stop : stop + 2] != b"\r\n":
+                    raise ResponseBroken("bad chunk terminator")
+                out.append(buffer[pos:stop])
+                pos = stop + 2
             else:
                 self._remaining = size
         self._buffer = buffer[pos:]
-        return b"".join(out)
+        return out[0] if len(out) == 1 else b"".join(out)
+
+    def _skip_trailers(self, buffer: bytes, pos: int) -> int:
+        """Past the trailers (unused by APIs) and the final blank line, if they are all here."""
+        if buffer.startswith(b"\r\n", pos):
+            self.done = True
+            return pos + 2
+        end = buffer.find(b"\r\n\r\n", pos)
+        if end < 0:
+            return pos
+        self.done = True
+        return end + 4
+
+
+def _chunk_size(line: bytes) -> int:
+    try:
+        size = int(line.split(b";", 1)[0] if b";" in line else line, 16)
+    except ValueError:
+        raise ResponseBroken("bad chunk size") from None
+    if size < 0:
+        raise ResponseBroken("bad chunk size")
+    return size
 
 
 class Response:
@@ -128,6 +150,7 @@ class Response:
                 yield body
         while not self._finished:
             data = await self._next()
+
             if data:
                 yield data
 
@@ -314,6 +337,7 @@ class Http1Pool:
     async def _exchange(self, conn: Connection, request: bytes) -> Response:
         try:
             conn.writer.write(request)
+
             if conn.writer.transport.get_write_buffer_size() > READ_SIZE:
                 await conn.writer.drain()
             async with asyncio.timeout(self.read_timeout):

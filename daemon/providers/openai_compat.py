@@ -94,25 +94,19 @@ def parse_chunk(data: bytes, upstream: str) -> Chunk:
         parsed = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise ProviderError(f"Upstream {upstream!r} sent a stream event that is not JSON.") from None
-    if not isinstance(parsed, dict):
+    if type(parsed) is not dict:
         raise ProviderError(f"Upstream {upstream!r} sent a stream event that is not an object.")
     if "error" in parsed:
-        message = (
-            (parsed["error"] or {}).get("message") if isinstance(parsed["error"], dict) else parsed["error"]
-        )
+        error = parsed["error"]
+        message = (error or {}).get("message") if isinstance(error, dict) else error
         raise ProviderError(f"Upstream {upstream!r} failed mid-stream: {message}")
-    choices = parsed.get("choices") or []
-    text, finish = "", None
-    if choices and isinstance(choices[0], dict):
-        delta = choices[0].get("delta") or {}
-        content = delta.get("content") if isinstance(delta, dict) else None
-        text = content if isinstance(content, str) else ""
-        finish = choices[0].get("finish_reason")
     usage = usage_from(parsed.get("usage"))
-    return Chunk(
-        payload=data,
-        text=text,
-        usage=usage,
-        finish_reason=finish,
-        usage_only=not choices and usage is not None,
-    )
+    choices = parsed.get("choices")
+    if not choices:
+        return Chunk(data, "", usage, None, usage is not None)
+    choice = choices[0] if type(choices) is list else None
+    if type(choice) is not dict:
+        return Chunk(data, "", usage)
+    delta = choice.get("delta")
+    content = delta.get("content") if type(delta) is dict else None
+    return Chunk(data, content if type(content) is str else "", usage, choice.get("finish_reason"))

@@ -19,20 +19,23 @@ class SSEDecoder:
         self._data: list[bytes] = []
 
     def feed(self, chunk: bytes) -> list[Event]:
-        self._buffer += chunk
-        *lines, self._buffer = self._buffer.split(b"\n")
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" in buffer or self._data or self._event is not None:
+            return self._feed_lines(buffer)
+        # The common shape, `data: {...}` events ended by a blank line: one split, no line parsing.
+        cut = buffer.rfind(b"\n\n")
+        if cut < 0:
+            self._buffer = buffer
+            return []
+        self._buffer = buffer[cut + 2 :]
         events: list[Event] = []
-        for raw in lines:
-            self._line(raw.rstrip(b"\r"), events)
-        return events
-
-    def close(self) -> list[Event]:
-        """Whatever a stream that ended without a final blank line left complete."""
-        events: list[Event] = []
-        if self._buffer:
-            self._line(self._buffer.rstrip(b"\r"), events)
-            self._buffer = b""
-        self._line(b"", events)
+        for block in buffer[:cut].split(b"\n\n"):
+            if block.startswith(b"data: ") and b"\n" not in block:
+                events.append((None, block[6:]))
+            else:
+                for line in block.split(b"\n"):
+                    self._line(line, events)
+                self._line(b"", events)
         return events
 
     def _line(self, line: bytes, events: list[Event]) -> None:
@@ -50,6 +53,19 @@ class SSEDecoder:
             self._data.append(value)
         elif name == b"event":
             self._event = value.decode()
+
+    def _feed_lines(self, buffer: bytes) -> list[Event]:
+        *lines, self._buffer = buffer.split(b"\n")
+        events: list[Event] = []
+        for raw in lines:
+            self._line(raw.rstrip(b"\r"), events)
+        return events
+
+    def close(self) -> list[Event]:
+        """Whatever a stream that ended without a final blank line left complete."""
+        events = self._feed_lines(self._buffer + b"\n") if self._buffer else []
+        self._line(b"", events)
+        return events
 
 
 async def sse_batches(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[Event]]:

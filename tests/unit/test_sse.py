@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import random
+
 from daemon.providers.sse import SSEDecoder
 
 
@@ -18,3 +20,20 @@ def test_comments_multiline_data_and_unterminated_end() -> None:
     assert decoder.feed(b": keep-alive\n\ndata: one\ndata: two\n\n") == [(None, b"one\ntwo")]
     assert decoder.feed(b"data: tail") == []
     assert decoder.close() == [(None, b"tail")]
+
+
+def test_any_split_of_mixed_events_decodes_the_same() -> None:
+    wire = (
+        b'data: {"a": 1}\n\n: keep-alive\n\nevent: ping\ndata: x\ndata: y\n\ndata: z\r\n\r\n'
+        b'data:{"b":2}\n\n\n\ndata: [DONE]\n\ndata: tail'
+    )
+    expected = [(None, b'{"a": 1}'), ("ping", b"x\ny"), (None, b"z"), (None, b'{"b":2}'), (None, b"[DONE]")]
+    rng = random.Random(7)
+    for _ in range(300):
+        decoder, events, pos = SSEDecoder(), [], 0
+        while pos < len(wire):
+            step = rng.randint(1, 12)
+            events += decoder.feed(wire[pos : pos + step])
+            pos += step
+        assert events == expected
+        assert decoder.close() == [(None, b"tail")]
