@@ -83,21 +83,12 @@ class Writer:
             try:
                 conn = self._conn
                 if conn is not None and _begin_now(conn):
-                    return self._commit_one(conn, job)
+                    result = _committed(conn, job)
+                    self.commits += 1
+                    return result
             finally:
                 self._lock.release()
         return await self.submit(job)
-
-    def _commit_one(self, conn: Any, job: Job) -> Any:
-        try:
-            result = job(conn)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        self.commits += 1
-        return result
 
     def stop(self) -> None:
         """Finish every queued job, then close. Blocking; call from a thread or at shutdown."""
@@ -133,24 +124,12 @@ class Writer:
                 now = time.monotonic()
                 if self._upkeep is not None and self._queue.empty() and now - last_upkeep >= UPKEEP_SECONDS:
                     with self._lock:
-                        self._run_upkeep(conn)
+                        _run_upkeep(conn, self._upkeep)
                     last_upkeep = now
         finally:
             with self._lock:
                 self._conn = None
                 conn.close()
-
-    def _run_upkeep(self, conn: Any) -> None:
-        try:
-            _begin(conn)
-            try:
-                self._upkeep(conn)  # type: ignore[misc]
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        except Exception:
-            log.exception("writer upkeep failed")
 
     def _collect(self) -> tuple[list[_Pending], bool]:
         """What is queued now (waiting up to a checkpoint interval for the first), and whether to stop."""
@@ -178,29 +157,8 @@ class Writer:
         self._hand_back(batch, outcomes)
 
     def _transaction(self, conn: Any, batch: list[_Pending], isolate: bool) -> list[tuple[bool, Any]]:
-        outcomes: list[tuple[bool, Any]] = []
         _begin(conn)
-        try:
-            for index, pending in enumerate(batch):
-                if not isolate:
-                    try:
-                        outcomes.append((True, pending.job(conn)))
-                    except Exception as exc:
-                        raise _JobFailed from exc
-                    continue
-                conn.execute(f"SAVEPOINT job{index}")
-                try:
-                    outcomes.append((True, pending.job(conn)))
-                    conn.execute(f"RELEASE job{index}")
-                except Exception as exc:  # noqa: BLE001 - handed to the caller
-                    conn.execute(f"ROLLBACK TO job{index}")
-                    conn.execute(f"RELEASE job{index}")
-                    outcomes.append((False, exc))
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        outcomes: list[tuple[bool, Any]] = _committed(conn, lambda c: _run_jobs(c, batch, isolate))
         self.commits += 1
         return outcomes
 
@@ -215,6 +173,47 @@ class Writer:
 
 class _JobFailed(Exception):
     pass
+
+
+def _run_jobs(conn: Any, batch: list[_Pending], isolate: bool) -> list[tuple[bool, Any]]:
+    """Each job's (ok, result or exception). Not isolated, the first failure fails the batch."""
+    outcomes: list[tuple[bool, Any]] = []
+    for index, pending in enumerate(batch):
+        if not isolate:
+            try:
+                outcomes.append((True, pending.job(conn)))
+            except Exception as exc:
+                raise _JobFailed from exc
+            continue
+        conn.execute(f"SAVEPOINT job{index}")
+        try:
+            outcomes.append((True, pending.job(conn)))
+            conn.execute(f"RELEASE job{index}")
+        except Exception as exc:  # noqa: BLE001 - handed to the caller
+            conn.execute(f"ROLLBACK TO job{index}")
+            conn.execute(f"RELEASE job{index}")
+            outcomes.append((False, exc))
+    return outcomes
+
+
+def _run_upkeep(conn: Any, upkeep: Job) -> None:
+    try:
+        _begin(conn)
+        _committed(conn, upkeep)
+    except Exception:
+        log.exception("writer upkeep failed")
+
+
+def _committed(conn: Any, job: Job) -> Any:
+    """Run `job(conn)` in the transaction begun on `conn`: commit, or roll back if it raised."""
+    try:
+        result = job(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
 
 
 def _begin_now(conn: Any) -> bool:
