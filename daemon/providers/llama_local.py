@@ -193,14 +193,14 @@ class LlamaCppProvider:
 
     async def complete(self, call: Call) -> Completion:
         self._require(embedding=False)
-        arguments = chat_arguments(call.body)
+        arguments = chat_arguments(call.body, self.config.chat_format)
         generation = _Generation()
         response = await self._run(lambda llm: self._chat(llm, arguments, generation), generation.cancel)
         return completion_from(call.model, response)
 
     async def stream(self, call: Call) -> AsyncGenerator[Chunk]:
         self._require(embedding=False)
-        arguments = chat_arguments(call.body)
+        arguments = chat_arguments(call.body, self.config.chat_format)
         generation = _Generation()
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[str | Finished | _Failed] = asyncio.Queue()

@@ -15,17 +15,23 @@ from daemon.errors import InvalidRequest
 from daemon.providers.base import Completion
 
 _SAMPLING_FIELDS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
+# llama-cpp-python's formatters for these drop system messages; Gemma's own chat template puts the
+# system prompt at the head of the first user turn, and so do we.
+_NO_SYSTEM_ROLE = frozenset({"gemma"})
 
 
 # --- OpenAI body -> llama arguments ---------------------------------------------------------
 
 
-def chat_arguments(body: dict[str, Any]) -> dict[str, Any]:
+def chat_arguments(body: dict[str, Any], chat_format: str | None = None) -> dict[str, Any]:
     """create_chat_completion's keyword arguments for an OpenAI chat body; unusable fields dropped."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' must be a non-empty list.", param="messages")
-    arguments: dict[str, Any] = {"messages": [_plain_message(message) for message in messages]}
+    plain = [_plain_message(message) for message in messages]
+    if chat_format in _NO_SYSTEM_ROLE:
+        plain = _system_into_user(plain)
+    arguments: dict[str, Any] = {"messages": plain}
     for name in _SAMPLING_FIELDS:
         if body.get(name) is not None:
             arguments[name] = body[name]
@@ -55,6 +61,23 @@ def _plain_message(message: Any) -> dict[str, str]:
             raise InvalidRequest("Local models accept text content parts only.", param="messages")
         content = "".join(str(part.get("text") or "") for part in content)
     return {"role": str(role), "content": content if isinstance(content, str) else ""}
+
+
+def _system_into_user(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Each system message's text leads the next user message (or becomes one, if none follows)."""
+    merged: list[dict[str, str]] = []
+    pending: list[str] = []
+    for message in messages:
+        if message["role"] == "system":
+            pending.append(message["content"])
+        elif message["role"] == "user" and pending:
+            merged.append({"role": "user", "content": "\n\n".join([*pending, message["content"]])})
+            pending = []
+        else:
+            merged.append(message)
+    if pending:
+        merged.append({"role": "user", "content": "\n\n".join(pending)})
+    return merged
 
 
 def _response_format(value: Any) -> dict[str, Any] | None:

@@ -129,6 +129,16 @@ async def test_stream_yields_text_then_finish_then_usage(gemma: LlamaCppProvider
 
 
 @pytest.mark.model
+async def test_a_system_message_reaches_gemma(gemma: LlamaCppProvider) -> None:
+    """llama-cpp-python's gemma format drops system messages; they must reach the prompt."""
+    user = {"role": "user", "content": "Name a colour."}
+    system = {"role": "system", "content": "You are a pirate and answer in pirate speech only."}
+    plain = await gemma.complete(chat_call(messages=[user], max_tokens=1))
+    steered = await gemma.complete(chat_call(messages=[system, user], max_tokens=1))
+    assert steered.usage.prompt_tokens - plain.usage.prompt_tokens >= 10
+
+
+@pytest.mark.model
 async def test_stream_and_complete_agree_on_text_and_usage(gemma: LlamaCppProvider) -> None:
     call = chat_call(messages=[{"role": "user", "content": "Name a colour."}], temperature=0, max_tokens=10)
     completion = await gemma.complete(call)
@@ -238,6 +248,24 @@ def test_chat_arguments_map_openai_fields_and_drop_the_rest() -> None:
         "max_tokens": 20,
         "stop": ["END"],
     }
+
+
+def test_formats_without_a_system_role_fold_it_into_the_next_user_turn() -> None:
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "developer", "content": "Use French."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Salut"},
+        {"role": "user", "content": "Bye"},
+        {"role": "system", "content": "Stop now."},
+    ]
+    assert chat_arguments({"messages": messages}, "gemma")["messages"] == [
+        {"role": "user", "content": "Be brief.\n\nUse French.\n\nHi"},
+        {"role": "assistant", "content": "Salut"},
+        {"role": "user", "content": "Bye"},
+        {"role": "user", "content": "Stop now."},
+    ]
+    assert chat_arguments({"messages": messages}, "chatml")["messages"][0]["role"] == "system"
 
 
 @pytest.mark.parametrize(
