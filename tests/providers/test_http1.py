@@ -7,14 +7,16 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
+import httptools
 import orjson
 import pytest
 
 from daemon.config.schema import OpenAIModel, Timeouts
 from daemon.errors import ProviderError, UpstreamTimeout
 from daemon.providers.base import Call
-from daemon.providers.http1 import ChunkedDecoder, ResponseBroken
+from daemon.providers.http1 import Response, ResponseBroken, _Message
 from daemon.providers.openai_compat import OpenAICompatProvider
 from daemon.providers.remote import RemoteClient
 from tests.fixtures.fake_openai import FakeOpenAI
@@ -68,21 +70,48 @@ def fake() -> Iterator[FakeOpenAI]:
 # -- the chunked decoder ---------------------------------------------------------------------------
 
 
-def test_chunked_decoder_reassembles_any_split() -> None:
+def parse_in_pieces(wire: bytes, rng: random.Random) -> tuple[Response, bytes]:
+    """Feed `wire` to a response's parser in random pieces, as reads would deliver it."""
+    message = _Message()
+    parser = httptools.HttpResponseParser(message)
+    pos, response, body = 0, None, b""
+    while pos < len(wire):
+        piece = wire[pos : pos + rng.randint(1, 17)]
+        pos += len(piece)
+        if response is None:
+            try:
+                parser.feed_data(piece)
+            except httptools.HttpParserError:
+                raise ResponseBroken("as _exchange says it") from None
+            if message.head_done:
+                response = Response(None, parser, message)  # type: ignore[arg-type]
+        else:
+            response.feed(piece)
+        body += b"".join(message.pieces)
+        message.pieces.clear()
+    assert response is not None
+    return response, body
+
+
+def test_a_chunked_body_reassembles_from_any_split() -> None:
     pieces = [b"data: one\n\n", b"x" * 300, b"data: [DONE]\n\n"]
-    wire = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\nx-trailer: 1\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nX-Thing: A b\r\n\r\n"
+    wire = head + b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\nx-trailer: 1\r\n\r\n"
+    rng = random.Random(3)
     for _ in range(100):
-        decoder, out, pos = ChunkedDecoder(), b"", 0
-        while pos < len(wire):
-            step = random.randint(1, 17)
-            out += decoder.feed(wire[pos : pos + step])
-            pos += step
-        assert out == b"".join(pieces) and decoder.done
+        response, body = parse_in_pieces(wire, rng)
+        assert body == b"".join(pieces) and response._message.complete
+        assert response.status == 200 and response.headers["x-thing"] == "A b"
 
 
-def test_chunked_decoder_rejects_garbage() -> None:
+def test_garbage_in_a_chunked_body_breaks_the_response() -> None:
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
     with pytest.raises(ResponseBroken):
-        ChunkedDecoder().feed(b"zz\r\n")
+        parse_in_pieces(head + b"zz\r\n", random.Random(1))
+    with pytest.raises(ResponseBroken, match="more data"):
+        parse_in_pieces(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n", random.Random(1)
+        )
 
 
 # -- against the fake OpenAI upstream --------------------------------------------------------------
@@ -122,6 +151,36 @@ async def test_chunked_response_body(raw_server: Callable[[Handler], Awaitable[i
 
     client = client_for(await raw_server(handler))
     assert await client.post_json("/chat/completions", {"x": 1}, {}) == {"ok": True}
+    await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n" + JSON_BODY, {"ok": True}),
+        (b"HTTP/1.0 200 OK\r\n\r\n" + JSON_BODY, {"ok": True}),
+        (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", None),
+        (b"HTTP/1.1 100 Continue\r\n\r\n", None),
+        (b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\nx: " + b"y" * 200_000 + b"\r\n\r\n", None),
+    ],
+    ids=["read-to-close", "http-1.0", "not-http", "1xx", "huge-head"],
+)
+async def test_bodies_that_end_with_the_connection_and_broken_answers(
+    raw_server: Callable[[Handler], Awaitable[int]], answer: bytes, expected: Any
+) -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    client = client_for(await raw_server(handler))
+    if expected is None:
+        with pytest.raises(ProviderError, match="broke off its response"):
+            await client.post_json("/x", {}, {})
+    else:
+        assert await client.post_json("/x", {}, {}) == expected
+        assert client._pool is not None and not client._pool.idle  # a body read to close: not kept
     await client.aclose()
 
 
