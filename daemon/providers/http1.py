@@ -199,9 +199,7 @@ class Connection:
         self.close()
 
     def release(self) -> None:
-        if self.watchdog is not None:
-            self.watchdog.cancel()
-            self.watchdog = None
+        # A pooled connection keeps its watchdog: firing while idle, it just lapses.
         if self.pool_ok and self.usable():
             self.idle_since = time.monotonic()
             self.pool.idle.append(self)
@@ -209,6 +207,9 @@ class Connection:
             self.close()
 
     def close(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
         self.writer.close()
 
 
@@ -274,25 +275,23 @@ class Http1Pool:
             conn.writer.write(request)
             if conn.writer.transport.get_write_buffer_size() > READ_SIZE:
                 await conn.writer.drain()
-            async with asyncio.timeout(self.read_timeout):
-                while not message.head_done:
-                    data = await conn.reader.read(READ_SIZE)
-                    if not data:
-                        if received:
-                            raise ResponseBroken("the connection closed mid-head")
-                        raise ConnectionFailed("closed before responding")
-                    received += len(data)
-                    parser.feed_data(data)
-                    if not message.head_done and received > MAX_HEAD:
-                        raise ResponseBroken("response head too large")
-                response = Response(conn, parser, message)
-                if response.status < 200:  # 1xx (100-continue): we never send expect
-                    raise ResponseBroken(f"unexpected status {response.status}")
-                # A JSON answer of known length is read under the same timeout, often in the
-                # same wake-up as its head.
-                length = message.headers.get("content-length", "")
-                while not message.complete and length.isdigit() and int(length) <= PREFETCH_LIMIT:
-                    response.feed(await conn.reader.read(READ_SIZE))
+            while not message.head_done:
+                data = await conn.read_some()
+                if not data:
+                    if received:
+                        raise ResponseBroken("the connection closed mid-head")
+                    raise ConnectionFailed("closed before responding")
+                received += len(data)
+                parser.feed_data(data)
+                if not message.head_done and received > MAX_HEAD:
+                    raise ResponseBroken("response head too large")
+            response = Response(conn, parser, message)
+            if response.status < 200:  # 1xx (100-continue): we never send expect
+                raise ResponseBroken(f"unexpected status {response.status}")
+            # A JSON answer of known length is read at once, often in the wake-up of its head.
+            length = message.headers.get("content-length", "")
+            while not message.complete and length.isdigit() and int(length) <= PREFETCH_LIMIT:
+                response.feed(await conn.read_some())
         except ConnectionFailed:
             raise
         except httptools.HttpParserError:
