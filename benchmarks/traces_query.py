@@ -164,6 +164,7 @@ def queries(meta: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         ("model=gpt-4o-typo (no such model)", {"model": "gpt-4o-typo"}),
         ("team=legal (no index)", {"team": "legal"}),
         ("team=interns (rare team, no index)", {"team": RARE_TEAM}),
+        ("status=ok (95.5%, no index)", {"status": "ok"}),
         ("status=error (3.5%)", {"status": "error"}),
         ("status=cancelled (1%)", {"status": "cancelled"}),
         ("q=lighthouse (common word)", {"q": "lighthouse"}),

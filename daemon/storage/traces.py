@@ -89,6 +89,8 @@ def _where(
         if value:
             clauses.append(f"{column} = ?")
             params.append(value)
+    if query.status and query.status != "ok":
+        clauses.append("status != 'ok'")  # the condition of the rare statuses' partial index
     if query.since is not None:
         clauses.append("ts >= ?")
         params.append(query.since)

@@ -122,3 +122,29 @@ async def test_listing_orders_by_time_and_searches_words(tmp_path: Path) -> None
     by_model, _ = await list_traces(reader, TraceQuery(model="gpt-x", limit=100))
     assert {r["id"] for r in by_model} == {f"t{i}" for i in range(0, 40, 2)}  # served_model is NULL there
     await reader.close()
+
+
+async def test_status_and_team_filters_over_partial_indices(tmp_path: Path) -> None:
+    """ok traces and traces without a team are left out of their indices (migration 0005)."""
+    from daemon.storage.traces import _where
+
+    path = tmp_path / "x.db"
+    conn = db.connect_sync(path)
+    migrate(conn)
+    statuses = ["ok"] * 6 + ["error", "cancelled"]
+    for i in range(40):
+        trace = Trace(id=f"t{i}", ts=1000.0 + i, endpoint="chat", status=statuses[i % 8])
+        trace.team = "a" if i % 3 == 0 else None
+        insert_job(trace)(conn)
+    reader = await db.connect(path)
+    for status in ("ok", "error", "cancelled"):
+        page, _ = await list_traces(reader, TraceQuery(status=status, limit=100))
+        assert {r["id"] for r in page} == {f"t{i}" for i in range(40) if statuses[i % 8] == status}
+    page, _ = await list_traces(reader, TraceQuery(team="a", status="error", limit=100))
+    assert {r["id"] for r in page} == {f"t{i}" for i in range(40) if i % 3 == 0 and i % 8 == 6}
+    await reader.close()
+    where, params = _where(TraceQuery(status="error"), None, None)
+    plan = " ".join(
+        row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN SELECT seq FROM traces{where}", params)
+    )
+    assert "traces_status_ts" in plan
