@@ -34,10 +34,11 @@ class Processes(AbstractContextManager["Processes"]):
         self.dir = workdir or Path(self._tmp.name)  # type: ignore[union-attr]
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None,
+              cwd: Path = REPO) -> subprocess.Popen[bytes]:  # fmt: skip
         log = (self.dir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            args, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            args, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
         self.procs.append((name, proc))
         return proc
@@ -92,10 +93,10 @@ def start_fake_upstream(procs: Processes) -> int:
     return port
 
 
-def create_key(db: Path, name: str, *extra: str) -> str:
+def create_key(db: Path, name: str, *extra: str, cwd: Path = REPO) -> str:
     """`python -m daemon keys create` prints the secret on its last line."""
     done = subprocess.run([PYTHON, "-m", "daemon", "keys", "create", name, "--db", str(db), *extra],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)  # fmt: skip
+                          cwd=cwd, capture_output=True, text=True, timeout=60)  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"keys create failed: {done.stderr}")
     return done.stdout.strip().splitlines()[-1]
