@@ -32,7 +32,7 @@ from daemon.runtime import Runtime, build_runtime, retire, start_eager
 from daemon.settings import Settings
 from daemon.storage import db
 from daemon.storage.migrate import migrate
-from daemon.storage.search_index import index_step
+from daemon.storage.search_index import index_backlog
 from daemon.storage.writer import Writer
 
 log = logging.getLogger("llmops")
@@ -155,7 +155,7 @@ def create_app(settings: Settings) -> FastPath:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         profile = load_profile(settings.profile_path)  # a bad profile at start-up is fatal: nothing to serve
         await asyncio.to_thread(prepare_database, settings.db_path)
-        writer = Writer(settings.db_path, upkeep=index_step)
+        writer = Writer(settings.db_path, upkeep=index_backlog)
         await asyncio.to_thread(writer.start)
         reader, auth_reader = await db.connect(settings.db_path), await db.connect(settings.db_path)
         runtime = build_runtime(profile, settings.profile_path, None)

@@ -10,6 +10,11 @@ from typing import Any
 STEP_ROWS = 500  # ~25 ms of work: short enough not to hold up the next batch for long
 
 
+def index_backlog(conn: Any) -> bool:
+    """The writer's upkeep: one step; True while more traces wait to be indexed."""
+    return index_step(conn) >= STEP_ROWS
+
+
 def index_step(conn: Any, limit: int = STEP_ROWS) -> int:
     """Index up to `limit` traces not yet indexed (in the caller's transaction); return how many."""
     start = conn.execute("SELECT indexed_seq FROM traces_fts_state WHERE id = 1").fetchone()[0]

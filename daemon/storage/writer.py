@@ -34,7 +34,8 @@ MAX_BATCH = 512
 CHECKPOINT_SECONDS = 1.0
 # Upkeep (the search index) runs when the writer is idle, but at most this often: running it after
 # every commit doubled the writer's work per request at low concurrency. Rows it has not reached
-# yet are still found (by scanning the few newest).
+# yet are still found (by scanning the few newest). A step that leaves a backlog is followed by
+# the next at once, so a sustained load never outruns it.
 UPKEEP_SECONDS = 0.5
 
 
@@ -46,9 +47,9 @@ class _Pending:
 
 
 class Writer:
-    def __init__(self, path: Path | str, upkeep: Callable[[Any], int] | None = None) -> None:
-        """`upkeep(conn)` runs in a transaction of its own between batches, when nothing waits
-        (the search index)."""
+    def __init__(self, path: Path | str, upkeep: Callable[[Any], bool] | None = None) -> None:
+        """`upkeep(conn)` (the search index) runs in a transaction of its own when nothing waits:
+        at most every UPKEEP_SECONDS, or at once again while it says it left more to do."""
         self._path = path
         self._upkeep = upkeep
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
@@ -110,9 +111,10 @@ class Writer:
         self._conn = conn
         ready.set()
         last_checkpoint = last_upkeep = time.monotonic()
+        behind = False  # the last upkeep step left more to do
         try:
             while True:
-                batch, stop = self._collect()
+                batch, stop = self._collect(0.0 if behind else UPKEEP_SECONDS)
                 with self._lock:
                     if batch:
                         self._write(conn, batch)
@@ -122,20 +124,21 @@ class Writer:
                 if stop:
                     return
                 now = time.monotonic()
-                if self._upkeep is not None and self._queue.empty() and now - last_upkeep >= UPKEEP_SECONDS:
+                due = behind or now - last_upkeep >= UPKEEP_SECONDS
+                if self._upkeep is not None and self._queue.empty() and due:
                     with self._lock:
-                        _run_upkeep(conn, self._upkeep)
+                        behind = _run_upkeep(conn, self._upkeep)
                     last_upkeep = now
         finally:
             with self._lock:
                 self._conn = None
                 conn.close()
 
-    def _collect(self) -> tuple[list[_Pending], bool]:
-        """What is queued now (waiting up to a checkpoint interval for the first), and whether to stop."""
+    def _collect(self, wait: float) -> tuple[list[_Pending], bool]:
+        """What is queued now (waiting up to `wait` seconds for the first), and whether to stop."""
         batch: list[_Pending] = []
         try:
-            item = self._queue.get(timeout=CHECKPOINT_SECONDS)
+            item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
             while item is not None:
                 batch.append(item)
                 if len(batch) >= MAX_BATCH:
@@ -196,12 +199,14 @@ def _run_jobs(conn: Any, batch: list[_Pending], isolate: bool) -> list[tuple[boo
     return outcomes
 
 
-def _run_upkeep(conn: Any, upkeep: Job) -> None:
+def _run_upkeep(conn: Any, upkeep: Callable[[Any], bool]) -> bool:
+    """One upkeep step in its own transaction; True if it left more to do."""
     try:
         _begin(conn)
-        _committed(conn, upkeep)
+        return bool(_committed(conn, upkeep))
     except Exception:
         log.exception("writer upkeep failed")
+        return False
 
 
 def _committed(conn: Any, job: Job) -> Any:

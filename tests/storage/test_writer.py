@@ -99,3 +99,23 @@ async def test_the_writer_thread_gives_up_on_a_lock_held_too_long(
     other.execute("ROLLBACK")
     await writer.run(insert_job(new_trace()))
     assert count(path) == 1
+
+
+async def test_upkeep_that_leaves_a_backlog_runs_again_at_once(path: Path) -> None:
+    """Throttled to one step per UPKEEP_SECONDS (0.5 s), six steps would take 3 s: a sustained
+    load would outrun the search index."""
+    steps: list[float] = []
+    sixth = threading.Event()
+
+    def upkeep(conn: Any) -> bool:
+        steps.append(time.monotonic())
+        if len(steps) == 6:
+            sixth.set()
+        return len(steps) < 6  # a backlog for the first five steps
+
+    writer = Writer(path, upkeep=upkeep)
+    writer.start()
+    try:
+        assert await asyncio.to_thread(sixth.wait, 2.0)
+    finally:
+        writer.stop()
