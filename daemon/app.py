@@ -24,6 +24,7 @@ from daemon.api.common import JSON
 from daemon.api.hot import FastPath
 from daemon.auth import Authenticator
 from daemon.config.loader import ProfileError, load_profile
+from daemon.config.schema import Profile
 from daemon.config.watcher import watch_profile
 from daemon.errors import GatewayError, NotFound, internal_error
 from daemon.events import EventBus
@@ -150,11 +151,12 @@ async def _method_not_allowed(request: Request, _exc: Exception) -> Response:
     return JSON(error.to_body(), status_code=405)
 
 
-def create_app(settings: Settings) -> FastPath:
+def create_app(settings: Settings, profile: Profile) -> FastPath:
+    """The app for a profile the caller loaded and a database it prepared (`prepare_database`):
+    the command checks both before serving, so a bad one exits with a message, not a traceback."""
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        profile = load_profile(settings.profile_path)  # a bad profile at start-up is fatal: nothing to serve
-        await asyncio.to_thread(prepare_database, settings.db_path)
         writer = Writer(settings.db_path, upkeep=index_backlog)
         await asyncio.to_thread(writer.start)
         reader, auth_reader = await db.connect(settings.db_path), await db.connect(settings.db_path)

@@ -44,7 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, watch_profile=not args.no_watch,
     )  # fmt: skip
     try:
-        load_profile(settings.profile_path)
+        profile = load_profile(settings.profile_path)
     except ProfileError as exc:
         print(f"llmops: {exc}", file=sys.stderr)
         return 2
@@ -61,7 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    app = create_app(settings)
+    app = create_app(settings, profile)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
         log_level=args.log_level, access_log=False, timeout_graceful_shutdown=30, lifespan="on",
