@@ -41,7 +41,7 @@ class Authenticator:
         cached = self._known.get(digest)
         if cached is not None and now - cached[0] < CACHE_SECONDS:
             return cached[1]
-        principal = await find_principal(self._reader, secret)
+        principal = await find_principal(self._reader, digest)
         if principal is None:
             self._known.pop(digest, None)
             raise AuthenticationFailed("Incorrect or revoked API key.")
