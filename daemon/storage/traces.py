@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from itertools import compress
 from operator import attrgetter, is_not
@@ -12,22 +12,17 @@ import aiosqlite
 import orjson
 
 from daemon.core.search import fts_query
-from daemon.core.trace import Trace
+from daemon.core.trace import SUMMARY_FIELDS, Trace
 
-COLUMNS = (
-    "id", "ts", "endpoint", "key_id", "user", "team", "requested_model", "served_model", "provider",
-    "stream", "status", "http_status", "error", "request", "response", "finish_reason",
-    "prompt_tokens", "completion_tokens", "cached_tokens", "cost_usd", "shadow_cost_usd",
-    "latency_ms", "ttft_ms", "overhead_ms", "cache", "route", "prompt_name", "prompt_version",
-    "experiment", "arm", "metadata",
-)  # fmt: skip
+# The table's columns are the Trace's fields (a migration adds the column when Trace gains one).
+COLUMNS = tuple(f.name for f in fields(Trace))
 # The latest human rating of each listed trace (feedback_trace index: a probe per row).
 LATEST_RATING = ", ".join(
     f"(SELECT {column} FROM feedback WHERE trace_id = traces.id ORDER BY id DESC LIMIT 1) AS {alias}"
     for column, alias in (("score", "rating"), ("kind", "rating_kind"))
 )
-# The list view leaves out the large text columns.
-SUMMARY_COLUMNS = tuple(c for c in COLUMNS if c not in ("request", "response", "metadata"))
+# The list view leaves out the large text columns, as the live events do.
+SUMMARY_COLUMNS = SUMMARY_FIELDS
 
 
 @lru_cache(maxsize=64)
