@@ -7,21 +7,20 @@ stopped, so the finish chunk and the usage-only chunk come last, as OpenAI sends
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-import orjson
-
 from daemon.errors import ProviderError
-from daemon.providers.anthropic_translate import finish_reason, usage_body, usage_of
+from daemon.providers.anthropic_translate import finish_reason, usage_of
 from daemon.providers.base import Chunk
+from daemon.providers.wire import StreamFrame, json_object
 
 
 class StreamTranslator:
     def __init__(self, model: str, created: int, upstream: str) -> None:
-        self.model = model  # the profile's name, as in non-streaming responses
-        self.created = created
+        # model: the profile's name, as in non-streaming responses; the id comes with message_start
+        self.frame = StreamFrame("chatcmpl-anthropic", created, model, cache_reported=True)
         self.upstream = upstream
-        self.id = "chatcmpl-anthropic"
         self.started = False
         self.stopped = False
         self.finish_reason: str | None = None
@@ -29,12 +28,7 @@ class StreamTranslator:
         self._tool_index: dict[int, int] = {}  # content block index -> OpenAI tool call index
 
     def feed(self, event: str | None, data: bytes) -> list[Chunk]:
-        try:
-            parsed = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise ProviderError(f"Upstream {self.upstream!r} sent a stream event that is not JSON.") from None
-        if not isinstance(parsed, dict):
-            raise ProviderError(f"Upstream {self.upstream!r} sent a stream event that is not an object.")
+        parsed = json_object(data, self.upstream, "a stream event")
         kind = parsed.get("type") or event
         if kind == "error":
             raise ProviderError(f"Upstream {self.upstream!r} failed mid-stream: {_error_text(parsed)}")
@@ -64,7 +58,7 @@ class StreamTranslator:
     def _message_start(self, parsed: dict[str, Any]) -> list[Chunk]:
         message = parsed.get("message") or {}
         if message.get("id"):
-            self.id = f"chatcmpl-{message['id']}"
+            self.frame = replace(self.frame, id=f"chatcmpl-{message['id']}")
         self._add_usage(message.get("usage"))
         self.started = True
         return [self._chunk({"role": "assistant", "content": ""})]
@@ -112,15 +106,7 @@ class StreamTranslator:
             self.finish_reason = "stop"
             chunks.append(self._chunk({}, finish="stop"))
         usage = usage_of(self._usage)
-        payload = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [],
-            "usage": usage_body(usage),
-        }
-        chunks.append(Chunk(payload=orjson.dumps(payload), usage=usage, usage_only=True))
+        chunks.append(Chunk(payload=self.frame.payload([], usage), usage=usage, usage_only=True))
         return chunks
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -131,14 +117,7 @@ class StreamTranslator:
             self._usage.update({k: v for k, v in raw.items() if isinstance(v, int)})
 
     def _chunk(self, delta: dict[str, Any], *, text: str = "", finish: str | None = None) -> Chunk:
-        payload = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        return Chunk(payload=orjson.dumps(payload), text=text, finish_reason=finish)
+        return Chunk(payload=self.frame.delta(delta, finish), text=text, finish_reason=finish)
 
 
 def _error_text(parsed: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ import orjson
 from daemon.core.cost import Usage
 from daemon.errors import InvalidRequest, ProviderError
 from daemon.providers.base import Completion
+from daemon.providers.wire import usage_body
 
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -247,15 +248,6 @@ def usage_of(raw: Any) -> Usage:
     )
 
 
-def usage_body(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens},
-    }
-
-
 def tool_call(block: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": block.get("id"),
@@ -283,6 +275,6 @@ def to_completion(data: Mapping[str, Any], model: str, created: int, upstream: s
         "created": created,
         "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-        "usage": usage_body(usage),
+        "usage": usage_body(usage, cache_reported=True),
     }
     return Completion(body=body, usage=usage, text=text, finish_reason=finish)

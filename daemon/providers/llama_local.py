@@ -28,7 +28,6 @@ from daemon.errors import GatewayError, InvalidRequest, ModelUnavailable, Provid
 from daemon.providers.base import Call, Chunk, Completion, Embeddings
 from daemon.providers.llama_translate import (
     Finished,
-    StreamFrame,
     chat_arguments,
     completion_from,
     completion_id,
@@ -37,6 +36,7 @@ from daemon.providers.llama_translate import (
     encoding_format,
 )
 from daemon.providers.model_files import resolve_model_path
+from daemon.providers.wire import StreamFrame
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -44,9 +44,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# OpenAI sampling fields that llama's create_chat_completion takes under the same name.
-
 
 # --- the worker thread ---------------------------------------------------------------------
 

@@ -8,11 +8,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from daemon.core.cost import Usage
 from daemon.errors import InvalidRequest
 from daemon.providers.base import Completion
+from daemon.providers.wire import usage_body
 
 _SAMPLING_FIELDS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
 # llama-cpp-python's formatters for these drop system messages; Gemma's own chat template puts the
@@ -111,38 +110,6 @@ def encoding_format(body: dict[str, Any]) -> str:
 
 
 # --- llama results -> OpenAI bodies ---------------------------------------------------------
-
-
-def usage_body(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class StreamFrame:
-    """What every chunk of one stream repeats."""
-
-    id: str
-    created: int
-    model: str
-
-    def payload(self, choices: list[dict[str, Any]], usage: Usage | None = None) -> bytes:
-        body: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        }
-        if usage is not None:
-            body["usage"] = usage_body(usage)
-        return orjson.dumps(body)
-
-    def delta(self, delta: dict[str, str], finish_reason: str | None = None) -> bytes:
-        return self.payload([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}])
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
-
 from daemon.config.schema import OpenAIModel
 from daemon.core.cost import Usage
 from daemon.errors import ProviderError
 from daemon.providers.base import Call, Chunk, Completion, Embeddings
 from daemon.providers.remote import RemoteClient
 from daemon.providers.sse import sse_batches
+from daemon.providers.wire import json_object
 
 
 def usage_from(data: Any) -> Usage | None:
@@ -90,12 +89,7 @@ class OpenAICompatProvider:
 
 
 def parse_chunk(data: bytes, upstream: str) -> Chunk:
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        raise ProviderError(f"Upstream {upstream!r} sent a stream event that is not JSON.") from None
-    if type(parsed) is not dict:
-        raise ProviderError(f"Upstream {upstream!r} sent a stream event that is not an object.")
+    parsed = json_object(data, upstream, "a stream event")
     if "error" in parsed:
         error = parsed["error"]
         message = (error or {}).get("message") if isinstance(error, dict) else error

@@ -22,6 +22,7 @@ import orjson
 from daemon.config.schema import ENV_REFERENCE, RemoteModel
 from daemon.errors import ModelUnavailable, ProviderError, UpstreamTimeout
 from daemon.providers.http1 import Http1Error, Http1Pool, ResponseBroken
+from daemon.providers.wire import json_object
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})  # 529: Anthropic "overloaded"
 MAX_BACKOFF_S = 8.0
@@ -121,13 +122,7 @@ class RemoteClient:
     ) -> dict[str, Any]:
         async with self.request(path, body, headers) as response:
             raw = await response.read()
-        try:
-            parsed = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise ProviderError(f"Upstream {self.name!r} sent a response that is not JSON.") from None
-        if not isinstance(parsed, dict):
-            raise ProviderError(f"Upstream {self.name!r} sent unexpected JSON (not an object).")
-        return parsed
+        return json_object(raw, self.name, "a response")
 
     @asynccontextmanager
     async def request(
