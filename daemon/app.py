@@ -26,7 +26,7 @@ from daemon.auth import Authenticator
 from daemon.config.loader import ProfileError, load_profile
 from daemon.config.schema import Profile
 from daemon.config.watcher import watch_profile
-from daemon.errors import GatewayError, NotFound, internal_error
+from daemon.errors import GatewayError, MethodNotAllowed, NotFound, internal_error
 from daemon.events import EventBus
 from daemon.gateway import Gateway
 from daemon.runtime import Runtime, build_runtime, retire, start_eager
@@ -144,11 +144,8 @@ async def _not_found(request: Request, _exc: Exception) -> Response:
 
 
 async def _method_not_allowed(request: Request, _exc: Exception) -> Response:
-    error = GatewayError(
-        f"Method {request.method} is not allowed on {request.url.path}.", code="method_not_allowed"
-    )
-    error.status, error.type = 405, "invalid_request_error"
-    return JSON(error.to_body(), status_code=405)
+    error = MethodNotAllowed(f"Method {request.method} is not allowed on {request.url.path}.")
+    return JSON(error.to_body(), status_code=error.status)
 
 
 def create_app(settings: Settings, profile: Profile) -> FastPath:
