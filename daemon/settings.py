@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,10 +11,22 @@ import platformdirs
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8700
+DATA_DIR_ENV = "LLMOPS_DATA_DIR"
+
+
+def data_dir() -> Path:
+    """Where llmops keeps its files (database, converted models): `$LLMOPS_DATA_DIR`, else the user data dir.
+
+    The variable lets tests and a second install keep their files apart from the user's.
+    """
+    override = os.environ.get(DATA_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_data_dir("llmops"))
 
 
 def default_db_path() -> Path:
-    return Path(platformdirs.user_data_dir("llmops")) / "llmops.db"
+    return data_dir() / "llmops.db"
 
 
 def default_profile_path() -> Path:
