@@ -23,8 +23,19 @@ class Price(Strict):
 
 
 class Timeouts(Strict):
+    """Seconds. `read` bounds each wait for bytes, which a body trickled a byte at a time never
+    trips: `total` bounds the whole call (every attempt and wait, the whole body or stream), and
+    `idle` a stream's gap between two complete events (a stream of keep-alive bytes never trips
+    `read` either)."""
+
     connect: float = Field(default=5.0, gt=0)
     read: float = Field(default=120.0, gt=0)
+    total: float = Field(default=600.0, gt=0, description="the whole call, retries and body included")
+    idle: float | None = Field(default=None, gt=0, description="a stream's gap between events; default: read")
+
+    @property
+    def idle_seconds(self) -> float:
+        return self.read if self.idle is None else self.idle
 
 
 class _ModelBase(Strict):

@@ -15,7 +15,11 @@ from daemon.providers.anthropic_stream import StreamTranslator
 from daemon.providers.anthropic_translate import to_completion, to_messages_request
 from daemon.providers.base import Call, Chunk, Completion, Embeddings
 from daemon.providers.remote import RemoteClient
-from daemon.providers.sse import sse_events
+from daemon.providers.wire import malformed
+
+# What a parser meeting an upstream shape nobody anticipated raises: the upstream's fault (502),
+# not ours (500), and the exception's text may quote the upstream.
+PARSE_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError)
 
 MESSAGES_PATH = "/v1/messages"
 
@@ -40,15 +44,26 @@ class AnthropicProvider:
     async def complete(self, call: Call) -> Completion:
         body = self._request(call)
         data = await self.client.post_json(MESSAGES_PATH, body, self._headers())
-        return to_completion(data, call.model, int(time.time()), self.client.name)
+        try:
+            return to_completion(data, call.model, int(time.time()), self.client.name)
+        except PARSE_ERRORS:
+            raise malformed(self.client.name, "a malformed message") from None
 
     async def stream(self, call: Call) -> AsyncIterator[Chunk]:
         body = {**self._request(call), "stream": True}
-        translator = StreamTranslator(call.model, int(time.time()), self.client.name)
-        async with self.client.request(MESSAGES_PATH, body, self._headers()) as response:
-            async for event, data in sse_events(response.content.iter_any()):
-                for chunk in translator.feed(event, data):
-                    yield chunk
+        name = self.client.name
+        translator = StreamTranslator(call.model, int(time.time()), name, self.client.redact)
+        async with self.client.request(MESSAGES_PATH, body, self._headers()) as exchange:
+            async for batch in exchange.batches():
+                for event, data in batch:
+                    try:
+                        chunks = translator.feed(event, data)
+                    except PARSE_ERRORS:
+                        raise malformed(name, "a malformed stream event") from None
+                    for chunk in chunks:
+                        yield chunk
+                    if translator.stopped:
+                        break
                 if translator.stopped:
                     break
         translator.close()

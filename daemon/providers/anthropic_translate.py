@@ -14,7 +14,7 @@ import orjson
 from daemon.core.cost import Usage
 from daemon.errors import InvalidRequest, ProviderError
 from daemon.providers.base import Completion
-from daemon.providers.wire import usage_body
+from daemon.providers.wire import malformed, token_count, usage_body
 
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -231,19 +231,21 @@ def finish_reason(stop_reason: Any) -> str | None:
     return FINISH_REASONS.get(str(stop_reason), "stop")
 
 
-def usage_of(raw: Any) -> Usage:
-    """Cache reads and writes are prompt tokens too: OpenAI counts them in prompt_tokens."""
-    if not isinstance(raw, Mapping):
+USAGE_COUNTS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def usage_of(raw: Any, upstream: str) -> Usage:
+    """Cache reads and writes are prompt tokens too: OpenAI counts them in prompt_tokens.
+    A usage that is not an object, or a count that is not a count, makes the answer malformed."""
+    if raw is None:
         return Usage()
-
-    def count(key: str) -> int:
-        value = raw.get(key)
-        return value if isinstance(value, int) else 0
-
-    cached = count("cache_read_input_tokens")
+    if not isinstance(raw, Mapping):
+        raise malformed(upstream, "a usage that is not an object")
+    counts = {key: token_count(raw.get(key), upstream, key) for key in USAGE_COUNTS}
+    cached = counts["cache_read_input_tokens"]
     return Usage(
-        prompt_tokens=count("input_tokens") + cached + count("cache_creation_input_tokens"),
-        completion_tokens=count("output_tokens"),
+        prompt_tokens=counts["input_tokens"] + cached + counts["cache_creation_input_tokens"],
+        completion_tokens=counts["output_tokens"],
         cached_tokens=cached,
     )
 
@@ -267,7 +269,7 @@ def to_completion(data: Mapping[str, Any], model: str, created: int, upstream: s
     message: dict[str, Any] = {"role": "assistant", "content": text if texts else None}
     if calls:
         message["tool_calls"] = calls
-    usage = usage_of(data.get("usage"))
+    usage = usage_of(data.get("usage"), upstream)
     finish = finish_reason(data.get("stop_reason"))
     body = {
         "id": f"chatcmpl-{data.get('id') or 'anthropic'}",

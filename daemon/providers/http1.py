@@ -9,13 +9,20 @@ TLS upstreams keep aiohttp (see remote.py).
 Connections are not capped (the gateway's own clients bound the concurrency); idle ones are reused
 newest first, and one the upstream closed while idle is retried on a fresh connection.
 
-Errors: `ConnectionFailed` means no byte of a response arrived (safe to retry the POST);
-`ResponseBroken` means the upstream broke off a response; timeouts raise `TimeoutError`.
+Errors say how far the exchange got, because that decides whether sending the POST again is safe
+(remote.py decides; a resent chat call can run and bill the model twice):
+- `ConnectFailed`: no connection was made, so the request never left (safe to resend);
+- `NoResponse`: the connection closed or reset after the request was sent, before any byte of
+  an answer (the model may be running: not resent, except as Http1Pool.post explains);
+- `ResponseBroken`: the upstream broke off a response; `BadHead`, what it sent is not HTTP;
+- `ReadTimeout`: nothing arrived for the read timeout; `DeadlineReached`: the caller's deadline
+  (the call's total, or a stream's idle limit) passed while reading. Both are `TimeoutError`s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import urlsplit
@@ -35,12 +42,41 @@ class Http1Error(Exception):
     pass
 
 
-class ConnectionFailed(Http1Error):
-    """Could not connect, or the connection closed before any byte of a response."""
+class ConnectFailed(Http1Error):
+    """Could not open a connection (refused, unreachable, DNS, the connect timeout)."""
+
+    def __init__(self, reason: str, *, timed_out: bool = False) -> None:
+        super().__init__(reason)
+        self.timed_out = timed_out
+
+
+class NoResponse(Http1Error):
+    """The connection closed (`reset` False) or was reset after the request went out, before any
+    byte of a response."""
+
+    def __init__(self, reason: str, *, reset: bool) -> None:
+        super().__init__(reason)
+        self.reset = reset
 
 
 class ResponseBroken(Http1Error):
     """The upstream sent a malformed response or closed the connection in the middle of one."""
+
+
+class BadHead(ResponseBroken):
+    """What came back is not (or not yet all of) a valid HTTP response head."""
+
+
+class ConnectionLost(ResponseBroken):
+    """A read failed with an OSError (a reset, mostly); before any byte it becomes NoResponse."""
+
+
+class ReadTimeout(TimeoutError):
+    """Nothing arrived for the pool's read timeout."""
+
+
+class DeadlineReached(TimeoutError):
+    """The deadline the caller set on the connection (Connection.deadline) passed."""
 
 
 class _Message:
@@ -125,6 +161,11 @@ class Response:
         if self._message.begun > 1:
             raise ResponseBroken("more data than the response")
 
+    def set_deadline(self, at: float) -> None:
+        """Reads of the rest of this body fail with DeadlineReached at loop time `at` (a stream's
+        idle limit moves it forward after every event)."""
+        self._conn.deadline = at
+
     def _take(self) -> bytes:
         pieces = self._message.pieces
         if not pieces:
@@ -139,6 +180,7 @@ class Response:
         A caller that stops at an SSE stream's `[DONE]` leaves the chunked terminator unread:
         read it in the background, so streams keep their connections too."""
         conn = self._conn
+        conn.deadline = math.inf  # a drain is bounded by DRAIN_SECONDS, not by the call's deadline
         if not self._message.complete and self._reusable and not conn.pool.closed:
             task = asyncio.ensure_future(self._drain())
             conn.pool.draining.add(task)
@@ -171,36 +213,60 @@ class Connection:
         self.pool_ok = False
         self.loop = asyncio.get_running_loop()
         self.read_since: float | None = None  # when the pending read_some began
+        self.deadline = math.inf  # loop time: no read may go past it (the call's total, a stream's idle)
         self.watchdog: asyncio.TimerHandle | None = None
+        self.watchdog_at = math.inf
 
     def usable(self) -> bool:
         return not self.writer.is_closing() and not self.reader.at_eof()
 
     async def read_some(self) -> bytes:
-        """Whatever arrives next. A stream reads many times: one watchdog timer, re-armed only when
-        it fires, replaces a timer per read (asyncio.timeout cost ~4 % of a streamed call's CPU)."""
-        self.read_since = self.loop.time()
-        if self.watchdog is None:
-            self.watchdog = self.loop.call_at(self.read_since + self.pool.read_timeout, self._check)
+        """Whatever arrives next (b"": the connection closed).
+
+        A stream reads many times: one watchdog timer, re-armed only when it fires, replaces a
+        timer per read (asyncio.timeout cost ~4 % of a streamed call's CPU). It enforces both the
+        read timeout and the deadline, so a body trickled a byte at a time (every read is quick,
+        the whole never ends) still stops at the deadline. The timer is moved earlier only when a
+        new deadline is nearer than the armed one (a stream's idle limit shorter than `read`)."""
+        now = self.loop.time()
+        if now >= self.deadline:
+            raise DeadlineReached()
+        self.read_since = now
+        limit = min(now + self.pool.read_timeout, self.deadline)
+        if self.watchdog is None or self.watchdog_at > limit:
+            self._arm(limit)
         try:
             return await self.reader.read(READ_SIZE)
+        except TimeoutError:  # set by the watchdog (an OSError too: let it through as it is)
+            raise
+        except OSError as exc:
+            raise ConnectionLost(type(exc).__name__) from None
         finally:
             self.read_since = None
 
+    def _arm(self, at: float) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        self.watchdog, self.watchdog_at = self.loop.call_at(at, self._check), at
+
     def _check(self) -> None:
-        self.watchdog = None
+        self.watchdog, self.watchdog_at = None, math.inf
         if self.read_since is None:
             return  # not reading now: the next read arms a new watchdog
-        deadline = self.read_since + self.pool.read_timeout
-        if self.loop.time() < deadline:
-            self.watchdog = self.loop.call_at(deadline, self._check)
+        read_limit = self.read_since + self.pool.read_timeout
+        limit = min(read_limit, self.deadline)
+        if self.loop.time() < limit:
+            self._arm(limit)
             return
-        self.reader.set_exception(TimeoutError())  # the pending read raises it
+        # The pending read raises it.
+        self.reader.set_exception(DeadlineReached() if self.deadline < read_limit else ReadTimeout())
         self.close()
 
     def release(self) -> None:
-        # A pooled connection keeps its watchdog: firing while idle, it just lapses.
-        if self.pool_ok and self.usable():
+        # A pooled connection keeps its watchdog: firing while idle, it just lapses. A pool closed
+        # meanwhile (a reload retired this provider) takes nothing back: the socket would leak.
+        self.deadline = math.inf
+        if self.pool_ok and self.usable() and not self.pool.closed:
             self.idle_since = time.monotonic()
             self.pool.idle.append(self)
         else:
@@ -209,7 +275,7 @@ class Connection:
     def close(self) -> None:
         if self.watchdog is not None:
             self.watchdog.cancel()
-            self.watchdog = None
+            self.watchdog, self.watchdog_at = None, math.inf
         self.writer.close()
 
 
@@ -229,24 +295,33 @@ class Http1Pool:
         self.draining: set[asyncio.Task[None]] = set()
         self.closed = False
 
-    async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> Response:
+    async def post(
+        self, path: str, body: bytes, headers: Mapping[str, str], deadline: float = math.inf
+    ) -> Response:
+        """Send the request and read the response's head (and a JSON body of known length).
+
+        `deadline` (loop time) bounds the connect, the write and every read of this response."""
         head = [b"POST ", (self.prefix + path).encode(), b" HTTP/1.1\r\nhost: ", self.host_header]
         head.append(b"\r\ncontent-length: %d\r\n" % len(body))
         for name, value in headers.items():
             head.append(f"{name}: {value}\r\n".encode())
         head.append(b"\r\n")
         request = b"".join(head) + body
-        while True:
-            conn, reused = self._idle_connection(), True
-            if conn is None:
-                conn, reused = await self._connect(), False
+        conn = self._idle_connection()
+        if conn is not None:
+            conn.deadline = deadline
             try:
                 return await self._exchange(conn, request)
-            except ConnectionFailed:
-                conn.close()
-                if not reused:
-                    raise
-                # A kept-alive connection the upstream had closed: retry on another, transparently.
+            except NoResponse:
+                # The one resend that is not a retry: a kept-alive connection that closes before
+                # any byte of an answer is, almost always, one the upstream dropped while it sat
+                # idle (servers close idle connections after a few seconds), and our request
+                # crossed its close in flight, so the upstream never read it. The resend goes
+                # over a fresh connection, where the same failure is final.
+                pass
+        conn = await self._connect(deadline)
+        conn.deadline = deadline
+        return await self._exchange(conn, request)
 
     def _idle_connection(self) -> Connection | None:
         deadline = time.monotonic() - IDLE_SECONDS
@@ -257,14 +332,18 @@ class Http1Pool:
             conn.close()
         return None
 
-    async def _connect(self) -> Connection:
+    async def _connect(self, deadline: float) -> Connection:
+        loop = asyncio.get_running_loop()
+        connect_by = loop.time() + self.connect_timeout
         try:
-            async with asyncio.timeout(self.connect_timeout):
+            async with asyncio.timeout_at(min(connect_by, deadline)):
                 reader, writer = await asyncio.open_connection(self.host, self.port, limit=MAX_HEAD * 4)
-        except TimeoutError:  # an OSError too, but not a refused connection
-            raise
-        except OSError as exc:
-            raise ConnectionFailed(type(exc).__name__) from None
+        except TimeoutError:  # an OSError too, so first
+            if deadline < connect_by:
+                raise DeadlineReached() from None
+            raise ConnectFailed("the connect timeout passed", timed_out=True) from None
+        except OSError as exc:  # refused, unreachable, DNS (socket.gaierror)
+            raise ConnectFailed(type(exc).__name__) from None
         return Connection(self, reader, writer)
 
     async def _exchange(self, conn: Connection, request: bytes) -> Response:
@@ -274,38 +353,53 @@ class Http1Pool:
         try:
             conn.writer.write(request)
             if conn.writer.transport.get_write_buffer_size() > READ_SIZE:
-                await conn.writer.drain()
+                await self._drain(conn)
             while not message.head_done:
                 data = await conn.read_some()
                 if not data:
                     if received:
-                        raise ResponseBroken("the connection closed mid-head")
-                    raise ConnectionFailed("closed before responding")
+                        raise BadHead("the connection closed mid-head")
+                    raise NoResponse("closed before responding", reset=False)
                 received += len(data)
                 parser.feed_data(data)
                 if not message.head_done and received > MAX_HEAD:
-                    raise ResponseBroken("response head too large")
+                    raise BadHead("response head too large")
             response = Response(conn, parser, message)
             if response.status < 200:  # 1xx (100-continue): we never send expect
-                raise ResponseBroken(f"unexpected status {response.status}")
+                raise BadHead(f"unexpected status {response.status}")
             # A JSON answer of known length is read at once, often in the wake-up of its head.
             length = message.headers.get("content-length", "")
             while not message.complete and length.isdigit() and int(length) <= PREFETCH_LIMIT:
                 response.feed(await conn.read_some())
-        except ConnectionFailed:
+        except ConnectionLost as exc:
+            conn.close()
+            if not received:
+                raise NoResponse(str(exc), reset=True) from None
             raise
         except httptools.HttpParserError:
             conn.close()
-            raise ResponseBroken("not an HTTP/1.x response") from None
-        except TimeoutError:
+            raise BadHead("not an HTTP/1.x response") from None
+        except TimeoutError:  # ReadTimeout, DeadlineReached (OSErrors too, so before OSError)
             conn.close()
             raise
-        except OSError as exc:
-            raise ConnectionFailed(type(exc).__name__) from None
+        except OSError as exc:  # writing the request failed: it may have been partly sent
+            conn.close()
+            raise NoResponse(type(exc).__name__, reset=True) from None
         except BaseException:
             conn.close()  # broken, or cancelled mid-request: the connection's state is unknown
             raise
         return response
+
+    async def _drain(self, conn: Connection) -> None:
+        """Wait for a large request body to go out, under the read timeout and the deadline (an
+        upstream that stops reading must not hold the call forever)."""
+        loop = asyncio.get_running_loop()
+        write_by = loop.time() + self.read_timeout
+        try:
+            async with asyncio.timeout_at(min(write_by, conn.deadline)):
+                await conn.writer.drain()
+        except TimeoutError:
+            raise (DeadlineReached() if conn.deadline < write_by else ReadTimeout()) from None
 
     async def aclose(self) -> None:
         self.closed = True

@@ -52,7 +52,8 @@ class SSEDecoder:
         if name == b"data":
             self._data.append(value)
         elif name == b"event":
-            self._event = value.decode()
+            # Only compared with known names: undecodable bytes are no reason to fail the stream.
+            self._event = value.decode("utf-8", "replace")
 
     def _feed_lines(self, buffer: bytes) -> list[Event]:
         *lines, self._buffer = buffer.split(b"\n")

@@ -20,6 +20,8 @@ from daemon.providers.http1 import Response, ResponseBroken, _Message
 from daemon.providers.openai_compat import OpenAICompatProvider
 from daemon.providers.remote import RemoteClient
 from tests.fixtures.fake_openai import FakeOpenAI
+from tests.fixtures.faulty_upstream import FaultyUpstream
+from tests.providers.conftest import chat, openai_provider
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 JSON_BODY = orjson.dumps({"ok": True})
@@ -175,8 +177,8 @@ async def test_bodies_that_end_with_the_connection_and_broken_answers(
         writer.close()
 
     client = client_for(await raw_server(handler))
-    if expected is None:
-        with pytest.raises(ProviderError, match="broke off its response"):
+    if expected is None:  # a head that never became a valid response: not retried either
+        with pytest.raises(ProviderError, match="sent an invalid or incomplete response"):
             await client.post_json("/x", {}, {})
     else:
         assert await client.post_json("/x", {}, {}) == expected
@@ -270,8 +272,8 @@ async def test_stream_timeout_mid_body_is_upstream_timeout(
 
     client = client_for(await raw_server(handler), read=0.2)
     with pytest.raises(UpstreamTimeout, match="timed out while responding"):
-        async with client.request("/x", {}, {}) as response:
-            async for _ in response.content.iter_any():
+        async with client.request("/x", {}, {}) as exchange:
+            async for _ in exchange.batches():
                 pass
     await client.aclose()
 
@@ -321,9 +323,21 @@ async def test_stream_left_early_closes_its_connection(
             closed.set()
 
     client = client_for(await raw_server(handler))
-    async with client.request("/x", {}, {}) as response:
-        async for _ in response.content.iter_any():
+    async with client.request("/x", {}, {}) as exchange:
+        async for _ in exchange.response.content.iter_any():
             break
     await asyncio.wait_for(closed.wait(), 1.0)
     assert client._pool is not None and not client._pool.idle
     await client.aclose()
+
+
+async def test_a_connection_released_after_its_pool_closed_is_closed(upstream: FaultyUpstream) -> None:
+    """Issue 7: a response finished after its pool closed (a reload retired the provider mid-call)
+    went back into the closed pool, where nothing would ever close its socket."""
+    client = openai_provider(upstream).client
+    async with client.request("/chat/completions", chat().body, {}) as exchange:
+        assert await exchange.read()
+        await client.aclose()
+    assert isinstance(exchange.response, Response)
+    assert client._pool is not None and not client._pool.idle
+    assert exchange.response._conn.writer.is_closing()
