@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import State
@@ -22,14 +20,13 @@ from daemon import __version__
 from daemon.api import admin, events, openai, spend
 from daemon.api.common import JSON
 from daemon.api.hot import FastPath
-from daemon.auth import Authenticator
-from daemon.config.loader import ProfileError, load_profile
 from daemon.config.schema import Profile
 from daemon.config.watcher import watch_profile
 from daemon.errors import GatewayError, MethodNotAllowed, NotFound, internal_error
-from daemon.events import EventBus
-from daemon.gateway import Gateway
-from daemon.runtime import Runtime, build_runtime, retire, start_eager
+from daemon.pipeline.order import STAGES
+from daemon.pipeline.stage import StageFactory
+from daemon.runtime import start_eager
+from daemon.services import Services
 from daemon.settings import Settings
 from daemon.storage import db
 from daemon.storage.migrate import migrate
@@ -37,88 +34,6 @@ from daemon.storage.search_index import index_backlog
 from daemon.storage.writer import Writer
 
 log = logging.getLogger("llmops")
-
-
-class Daemon:
-    """Everything a request handler may reach, in one place (app.state.daemon)."""
-
-    def __init__(
-        self, settings: Settings, runtime: Runtime, writer: Writer, reader: Any, auth_reader: Any
-    ) -> None:
-        self.settings = settings
-        self.runtime = runtime
-        self.writer = writer
-        self.reader = reader  # admin queries
-        # Key lookups get their own connection: a slow admin query must not hold up a chat call.
-        self.auth_reader = auth_reader
-        self.bus = EventBus()
-        self.authenticator = Authenticator(auth_reader, loopback=settings.loopback)
-        self.gateway = Gateway(writer, self.bus, lambda: self.runtime)
-        self.started_at = time.time()
-        self.loop = asyncio.get_running_loop()
-        self.profile_error: str | None = None
-        self.reloads = 0
-        self._retiring: set[asyncio.Task[None]] = set()
-
-    async def reload_profile(self) -> None:
-        path = self.settings.profile_path
-        try:
-            profile = load_profile(path)
-        except ProfileError as exc:
-            self.profile_error = str(exc)
-            log.error("profile reload rejected, the previous profile keeps serving: %s", exc)
-            self.bus.publish("profile", {"ok": False, "error": self.profile_error})
-            return
-        old, new = self.runtime, build_runtime(profile, path, self.runtime)
-        self.runtime = new
-        self.profile_error = None
-        self.reloads += 1
-        task = asyncio.create_task(retire(old, new))
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
-        await start_eager(new)
-        log.info("profile %s reloaded from %s (%d models)", profile.name, path, len(profile.models))
-        self.bus.publish("profile", {"ok": True, "name": profile.name})
-
-    def status(self) -> dict[str, Any]:
-        runtime = self.runtime
-        models = []
-        for name, entry in runtime.models.items():
-            provider = entry.provider
-            models.append({
-                "name": name,
-                "provider": entry.config.provider,
-                "embedding": bool(getattr(entry.config, "embedding", False)),
-                "loaded": getattr(provider, "loaded", None),
-                "load_seconds": getattr(provider, "load_seconds", None),
-                "load_error": getattr(provider, "load_error", None),
-                "generated_tokens": getattr(provider, "generated_tokens", None),
-                "cancelled_generations": getattr(provider, "cancelled_generations", None),
-                "price": entry.price and {"input": entry.price.input, "output": entry.price.output},
-            })  # fmt: skip
-        return {
-            "status": "ok",
-            "version": __version__,
-            "uptime_s": round(time.time() - self.started_at, 1),
-            "auth": "keys" if self.authenticator._key_count[1] else "local",
-            "profile": {
-                "name": runtime.profile.name,
-                "path": str(self.settings.profile_path),
-                "loaded_at": runtime.loaded_at,
-                "reloads": self.reloads,
-                "error": self.profile_error,
-            },
-            "models": models,
-            "database": str(self.settings.db_path),
-            "writer_commits": self.writer.commits,
-            "event_subscribers": self.bus.subscribers,
-        }
-
-    async def drain(self) -> None:
-        await self.runtime.drained.wait()
-        await retire(self.runtime, None)
-        for task in list(self._retiring):
-            task.cancel()
 
 
 def prepare_database(path: Path) -> None:
@@ -148,23 +63,23 @@ async def _method_not_allowed(request: Request, _exc: Exception) -> Response:
     return JSON(error.to_body(), status_code=error.status)
 
 
-def create_app(settings: Settings, profile: Profile) -> FastPath:
+def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFactory] = STAGES) -> FastPath:
     """The app for a profile the caller loaded and a database it prepared (`prepare_database`):
-    the command checks both before serving, so a bad one exits with a message, not a traceback."""
+    the command checks both before serving, so a bad one exits with a message, not a traceback.
+    `stages`: the request path's stages (tests pass their own)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         writer = Writer(settings.db_path, upkeep=index_backlog)
         await asyncio.to_thread(writer.start)
         reader, auth_reader = await db.connect(settings.db_path), await db.connect(settings.db_path)
-        runtime = build_runtime(profile, settings.profile_path, None)
-        daemon = Daemon(settings, runtime, writer, reader, auth_reader)
-        app.state.daemon = daemon
-        await daemon.authenticator.keys_exist()
-        eager = asyncio.create_task(start_eager(daemon.runtime))
+        services = Services(settings, profile, writer, reader, auth_reader, stages)
+        app.state.services = services
+        await services.authenticator.keys_exist()
+        eager = asyncio.create_task(start_eager(services.runtimes.current))
         stop = asyncio.Event()
         watcher = (
-            asyncio.create_task(watch_profile(settings.profile_path, daemon.reload_profile, stop))
+            asyncio.create_task(watch_profile(settings.profile_path, services.reload_profile, stop))
             if settings.watch_profile
             else None
         )
@@ -182,7 +97,7 @@ def create_app(settings: Settings, profile: Profile) -> FastPath:
             eager.cancel()
             if watcher is not None:
                 await watcher
-            await daemon.drain()
+            await services.drain()
             await asyncio.to_thread(writer.stop)  # every queued trace is written before we exit
             await reader.close()
             await auth_reader.close()

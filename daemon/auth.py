@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from daemon.core.principal import LOCAL_PRINCIPAL, Principal
 from daemon.errors import AuthenticationFailed, PermissionDenied
-from daemon.storage.keys import LOCAL_PRINCIPAL, Principal, active_key_count, find_principal, hash_key
+from daemon.storage.keys import find_principal, hash_key, key_count
 
 CACHE_SECONDS = 2.0  # how long a revoked key may still pass, and a new key may go unnoticed
 
@@ -19,12 +20,18 @@ class Authenticator:
         self._key_count: tuple[float, int] = (0.0, 0)
 
     async def keys_exist(self) -> bool:
+        """Whether any key was ever created. Revoking every key does not reopen the daemon to
+        keyless local mode: it refuses every call until a key is created (or the keys deleted)."""
         now = time.monotonic()
         checked_at, count = self._key_count
         if now - checked_at > CACHE_SECONDS:
-            count = await active_key_count(self._reader)
+            count = await key_count(self._reader)
             self._key_count = (now, count)
         return count > 0
+
+    @property
+    def key_mode(self) -> bool:
+        return self._key_count[1] > 0
 
     async def authenticate(self, authorization: str | None, x_api_key: str | None = None) -> Principal:
         secret = _bearer(authorization) or x_api_key

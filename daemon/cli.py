@@ -1,4 +1,4 @@
-"""The `llmops` command: serve, keys, status (and the console's commands, imported lazily)."""
+"""The daemon's commands: serve, keys, status. `llmops` (llmops/cli.py) adds the console's."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ def _gateway_server(config: Any, app: Any) -> Any:
         the graceful shutdown (which waits for every open connection)."""
 
         def handle_exit(self, sig: int, frame: Any) -> None:
-            daemon = getattr(app.state, "daemon", None)
-            if daemon is not None:
-                daemon.loop.call_soon_threadsafe(daemon.bus.close)
+            services = getattr(app.state, "services", None)
+            if services is not None:
+                services.loop.call_soon_threadsafe(services.bus.close)
             super().handle_exit(sig, frame)
 
     return GatewayServer(config)
@@ -172,9 +172,8 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llmops", description="A local LLMOps gateway and its console.")
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_commands(sub: Any) -> None:
+    """Register the daemon's commands (serve, keys, status) on the `llmops` parser."""
     url_default = os.environ.get("LLMOPS_URL", f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
     key_default = os.environ.get("LLMOPS_API_KEY")
 
@@ -211,13 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_status)
 
-    from llmops_tui.cli import add_commands
 
-    add_commands(sub)
+def build_parser() -> argparse.ArgumentParser:
+    """The daemon's commands alone (`python -m daemon`); `llmops` adds the console's."""
+    parser = argparse.ArgumentParser(prog="python -m daemon", description="The llmops gateway daemon.")
+    add_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
     return int(args.func(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))

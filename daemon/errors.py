@@ -13,6 +13,9 @@ class GatewayError(Exception):
     status = 500
     type = "server_error"
     code: str | None = None
+    # Whether the next candidate model may be tried instead (the attempt loop's fallback): only
+    # for failures of the model's provider, never for a request that is wrong in itself.
+    fallback = False
 
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -73,6 +76,7 @@ class ProviderError(GatewayError):
     status = 502
     type = "upstream_error"
     code = "upstream_error"
+    fallback = True
 
 
 class UpstreamTimeout(ProviderError):
@@ -86,6 +90,15 @@ class ModelUnavailable(GatewayError):
     status = 503
     type = "server_error"
     code = "model_unavailable"
+    fallback = True
+
+
+class StoreUnavailable(GatewayError):
+    """The trace store cannot write: a call is answered only once its trace is durable, so 503."""
+
+    status = 503
+    type = "server_error"
+    code = "trace_store_unavailable"
 
 
 def internal_error() -> GatewayError:

@@ -1,8 +1,13 @@
-"""The request path for chat and embeddings: resolve the model, call its provider, settle cost,
-record the trace durably, and hand the API layer plain data to send.
+"""The request path, one for chat, streaming chat and embeddings:
 
-Later stages (prompts, guardrails, budgets, cache, routing) slot in between `_resolve` and the
-provider call; each is a module of its own.
+    context -> stages' `before` (in order; any may change the call, refuse it or answer it)
+            -> the attempt loop over the candidate models (pipeline/attempts.py)
+            -> the answer: JSON, or a stream relayed chunk by chunk through the stages' `on_chunk`
+            -> the one ending (pipeline/ending.py): stages' `after`, then the trace, its attempts
+               and the stages' writes in one transaction, then the console.
+
+A capability is a stage (pipeline/stage.py, listed in pipeline/order.py); this module does not
+grow with them.
 """
 
 from __future__ import annotations
@@ -10,27 +15,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from daemon import tokens
-from daemon.config.schema import LlamaCppModel
-from daemon.core.cost import Usage, cost_usd
-from daemon.core.trace import Trace, new_trace_id, truncate
+from daemon.core.cost import Usage
+from daemon.core.principal import Principal
+from daemon.core.trace import Trace, new_trace_id
 from daemon.errors import GatewayError, internal_error
-from daemon.events import EventBus
-from daemon.providers.base import Call, Chunk
-from daemon.runtime import ModelEntry, Runtime
-from daemon.storage.keys import Principal
-from daemon.storage.traces import insert_job
-from daemon.storage.writer import Writer
+from daemon.pipeline.attempts import first_answer, ms, settle
+from daemon.pipeline.context import Context, Endpoint, Outcome
+from daemon.pipeline.ending import Ending, cancelled, failed
+from daemon.pipeline.records import note_end_user, request_record
+from daemon.pipeline.relay import Relay
+from daemon.pipeline.stage import Answer, Stage
+from daemon.providers.base import Call, Chunk, Completion, Embeddings
+from daemon.providers.wire import replay
+from daemon.runtime import ModelEntry, Runtimes
 
 log = logging.getLogger(__name__)
-DONE = b"data: [DONE]\n\n"
 
 
 @dataclass(slots=True)
@@ -43,282 +47,154 @@ class Reply:
 class StreamReply:
     events: AsyncIterator[bytes]
     headers: dict[str, str]
-
-
-def _ms(since: float) -> float:
-    return (time.perf_counter() - since) * 1000
-
-
-def _sse(payload: bytes) -> bytes:
-    return b"data: " + payload + b"\n\n"
+    aclose: Callable[[], Awaitable[None]]  # the HTTP layer calls it last, whatever happened
 
 
 class Gateway:
-    def __init__(self, writer: Writer, bus: EventBus, current_runtime: Callable[[], Runtime]) -> None:
-        self._writer = writer
-        self._bus = bus
-        self._runtime = current_runtime
+    def __init__(self, runtimes: Runtimes, ending: Ending) -> None:
+        self._runtimes = runtimes
+        self._ending = ending
 
-    # -- recording ---------------------------------------------------------------------------------
+    async def handle(
+        self, endpoint: Endpoint, principal: Principal, body: dict[str, Any],
+        request_headers: Mapping[bytes, bytes], started: float,
+    ) -> Reply | StreamReply:  # fmt: skip
+        ctx = self._context(endpoint, principal, body, request_headers, started)
+        try:
+            return await self._serve(ctx)
+        except GatewayError as exc:
+            exc.trace_id = ctx.trace.id
+            await self._ending.end(ctx, failed(exc))
+            raise
+        except asyncio.CancelledError:
+            self._ending.end_later(ctx, cancelled())
+            raise
+        except Exception:
+            log.exception("%s call failed", endpoint)
+            error = internal_error()
+            error.trace_id = ctx.trace.id
+            await self._ending.end(ctx, failed(error))
+            raise error from None
 
-    async def record(self, trace: Trace) -> None:
-        """Return once the trace is durable; then tell the console."""
-        # The only call in flight (calls pin their runtime until recorded) has no one to share a
-        # group commit with. Calls still on a just-replaced runtime are not counted: a guess is fine.
-        alone = self._runtime().in_flight <= 1
-        seq = await self._writer.run(insert_job(trace), alone=alone)
-        self._publish(trace, seq)
+    async def refuse(
+        self, endpoint: Endpoint, principal: Principal, error: GatewayError, started: float
+    ) -> None:
+        """A call whose body could not be read or validated is still a trace."""
+        ctx = self._context(endpoint, principal, {}, {}, started)
+        error.trace_id = ctx.trace.id
+        await self._ending.end(ctx, failed(error))
 
-    def record_later(self, trace: Trace) -> None:
-        """For a request whose client is gone: write without waiting."""
-        future = self._writer.submit(insert_job(trace))
-
-        def published(done: Any) -> None:
-            if not done.cancelled() and done.exception() is None:
-                self._publish(trace, done.result())
-
-        future.add_done_callback(published)
-
-    def _publish(self, trace: Trace, seq: int) -> None:
-        if self._bus.subscribers:
-            event = trace.summary()
-            event["seq"] = seq
-            self._bus.publish("trace", event)
-
-    def new_trace(self, endpoint: str, principal: Principal) -> Trace:
-        return Trace(
+    def _context(
+        self, endpoint: Endpoint, principal: Principal, body: dict[str, Any],
+        request_headers: Mapping[bytes, bytes], started: float,
+    ) -> Context:  # fmt: skip
+        runtime = self._runtimes.current
+        trace = Trace(
             id=new_trace_id(), ts=time.time(), endpoint=endpoint,
             key_id=principal.key_id, user=principal.user, team=principal.team,
         )  # fmt: skip
+        runtime.pin()  # until the ending
+        stream = endpoint == "chat" and bool(body.get("stream"))
+        return Context(endpoint, principal, body, request_headers, runtime, trace, started, stream)
 
-    async def record_failure(self, trace: Trace, error: GatewayError, started: float) -> None:
-        trace.status, trace.http_status, trace.error = "error", error.status, error.message
-        trace.latency_ms = _ms(started)
-        error.trace_id = trace.id
-        await self.record(trace)
+    async def _serve(self, ctx: Context) -> Reply | StreamReply:
+        body, trace, runtime = ctx.body, ctx.trace, ctx.runtime
+        trace.requested_model, trace.stream = body.get("model"), ctx.stream
+        note_end_user(trace, body)
+        named = runtime.find(body.get("model"))
+        if named is not None:
+            ctx.candidates.append(named)
+        for stage in runtime.stages.before:
+            answer = await stage.before(ctx)
+            if answer is not None:
+                return await self._answered(ctx, stage, answer)
+        if not ctx.candidates:
+            raise runtime.unknown_model(body.get("model"))
+        # Recorded after the input stages ran: a redacting stage acts before anything is stored.
+        trace.request = request_record(ctx.endpoint, ctx.body, runtime.profile.traces.max_text_chars)
+        if ctx.stream:
+            return await self._stream(ctx)
+        if ctx.endpoint == "embeddings":
+            return await self._embed(ctx)
+        return await self._complete(ctx)
 
-    @asynccontextmanager
-    async def failures_traced(self, trace: Trace, started: float) -> AsyncIterator[None]:
-        """A call that fails is still a trace; unexpected errors become a 500 that hides internals."""
-        try:
-            yield
-        except GatewayError as exc:
-            await self.record_failure(trace, exc, started)
-            raise
-        except asyncio.CancelledError:
-            trace.status, trace.http_status, trace.error = "cancelled", 499, "client disconnected"
-            trace.latency_ms = _ms(started)
-            self.record_later(trace)
-            raise
-        except Exception:
-            log.exception("%s call failed", trace.endpoint)
-            error = internal_error()
-            await self.record_failure(trace, error, started)
-            raise error from None
+    async def _complete(self, ctx: Context) -> Reply:
+        entry, attempt, completion = await first_answer(ctx, _complete)
+        usage = completion.usage
+        if not usage.total_tokens:
+            usage = Usage(tokens.count_messages(ctx.body["messages"]), tokens.count_text(completion.text))
+            ctx.trace.metadata["usage_estimated"] = True
+        settle(attempt, entry, usage)
+        outcome = Outcome(text=completion.text, finish_reason=completion.finish_reason, body=completion.body)
+        await self._ending.end(ctx, outcome)
+        return Reply(completion.body, _headers(ctx))
 
-    # -- chat ----------------------------------------------------------------------------------------
+    async def _embed(self, ctx: Context) -> Reply:
+        entry, attempt, result = await first_answer(ctx, _embed)
+        settle(attempt, entry, result.usage)
+        await self._ending.end(ctx, Outcome(body=result.body))
+        return Reply(result.body, _headers(ctx))
 
-    def _prepare(self, trace: Trace, body: dict[str, Any], runtime: Runtime) -> tuple[ModelEntry, Call]:
-        limit = runtime.profile.traces.max_text_chars
-        trace.requested_model = body.get("model")
-        trace.stream = bool(body.get("stream"))
-        _end_user(trace, body)
-        trace.request = _request_record(body, limit)
-        entry = runtime.model(body.get("model"))
-        trace.served_model, trace.provider = entry.name, entry.config.provider
-        return entry, Call(body=body, model=entry.name, upstream_model=entry.upstream_model)
+    async def _stream(self, ctx: Context) -> StreamReply:
+        """Wait for the first chunk before answering: until then a failure gets a real HTTP status,
+        and the next candidate may still take over."""
+        entry, attempt, (upstream, first) = await first_answer(ctx, _open_stream)
+        attempt.ttft_ms = attempt.latency_ms
+        ctx.trace.ttft_ms = ms(ctx.started)
+        ctx.trace.overhead_ms = ctx.trace.ttft_ms - ctx.provider_ms
+        relay = Relay(self._ending, ctx, upstream, first, (entry, attempt))
+        return StreamReply(relay.events, _headers(ctx), relay.aclose)
 
-    def _settle(self, trace: Trace, entry: ModelEntry, usage: Usage) -> None:
-        trace.prompt_tokens = usage.prompt_tokens
-        trace.completion_tokens = usage.completion_tokens
-        trace.cached_tokens = usage.cached_tokens
-        trace.cost_usd = cost_usd(usage, entry.price)
-        if isinstance(entry.config, LlamaCppModel):
-            trace.shadow_cost_usd = cost_usd(usage, entry.shadow_price)
-
-    def _headers(self, trace: Trace, overhead_ms: float) -> dict[str, str]:
-        return {
-            "x-llmops-trace-id": trace.id,
-            "x-llmops-model": trace.served_model or "",
-            "x-llmops-overhead-ms": f"{overhead_ms:.3f}",
-        }
-
-    async def chat(self, principal: Principal, body: dict[str, Any], started: float) -> Reply:
-        runtime = self._runtime()
-        trace = self.new_trace("chat", principal)
-        with runtime.pinned():
-            async with self.failures_traced(trace, started):
-                entry, call = self._prepare(trace, body, runtime)
-                provider_started = time.perf_counter()
-                completion = await entry.provider.complete(call)
-                provider_ms = _ms(provider_started)
-            usage = completion.usage
-            if not usage.total_tokens:
-                usage = Usage(tokens.count_messages(body["messages"]), tokens.count_text(completion.text))
-                trace.metadata["usage_estimated"] = True
-            self._settle(trace, entry, usage)
-            trace.response = truncate(completion.text, runtime.profile.traces.max_text_chars)
-            trace.finish_reason = completion.finish_reason
-            trace.latency_ms = _ms(started)
-            trace.overhead_ms = trace.latency_ms - provider_ms
-            await self.record(trace)
-        return Reply(completion.body, self._headers(trace, _ms(started) - provider_ms))
-
-    async def chat_stream(self, principal: Principal, body: dict[str, Any], started: float) -> StreamReply:
-        """Wait for the first event before answering, so early failures get a real HTTP status."""
-        runtime = self._runtime()
-        trace = self.new_trace("chat", principal)
-        pin = runtime.pinned()
-        pin.__enter__()  # held until the relay ends, not just this function
-        try:
-            async with self.failures_traced(trace, started):
-                entry, call = self._prepare(trace, body, runtime)
-                provider_started = time.perf_counter()
-                upstream = aiter(entry.provider.stream(call))
-                first = await anext(upstream, None)
-                waited_ms = _ms(provider_started)
-        except BaseException:
-            pin.__exit__(None, None, None)
-            raise
-        trace.ttft_ms = _ms(started)
-        overhead_ms = trace.ttft_ms - waited_ms
-        relay = _Relay(self, trace, entry, body, runtime, started, overhead_ms)
-        return StreamReply(relay.run(upstream, first, pin), self._headers(trace, overhead_ms))
-
-    # -- embeddings ----------------------------------------------------------------------------------
-
-    async def embeddings(self, principal: Principal, body: dict[str, Any], started: float) -> Reply:
-        runtime = self._runtime()
-        trace = self.new_trace("embeddings", principal)
-        with runtime.pinned():
-            async with self.failures_traced(trace, started):
-                trace.requested_model = body.get("model")
-                _end_user(trace, body)
-                trace.request = _embedding_record(body, runtime.profile.traces.max_text_chars)
-                entry = runtime.model(body.get("model"))
-                trace.served_model, trace.provider = entry.name, entry.config.provider
-                provider_started = time.perf_counter()
-                result = await entry.provider.embed(Call(body, entry.name, entry.upstream_model))
-                provider_ms = _ms(provider_started)
-            self._settle(trace, entry, result.usage)
-            trace.latency_ms = _ms(started)
-            trace.overhead_ms = trace.latency_ms - provider_ms
-            await self.record(trace)
-        return Reply(result.body, self._headers(trace, _ms(started) - provider_ms))
+    async def _answered(self, ctx: Context, stage: Stage, answer: Answer) -> Reply | StreamReply:
+        """A stage answered (a cache hit): no provider is called."""
+        trace = ctx.trace
+        trace.request = request_record(ctx.endpoint, ctx.body, ctx.runtime.profile.traces.max_text_chars)
+        trace.served_model = trace.served_model or str(answer.body.get("model") or "") or None
+        if not any(decision.stage == stage.name for decision in ctx.decisions):
+            ctx.decide(stage.name, "answered")
+        if ctx.stream and isinstance(answer, Completion):
+            trace.ttft_ms = ms(ctx.started)
+            chunks = replay(answer, trace.served_model or "", int(time.time()))
+            relay = Relay(self._ending, ctx, _iterate(chunks[1:]), chunks[0])
+            return StreamReply(relay.events, _headers(ctx), relay.aclose)
+        text = answer.text if isinstance(answer, Completion) else ""
+        finish = answer.finish_reason if isinstance(answer, Completion) else None
+        outcome = Outcome(text=text, finish_reason=finish, body=answer.body, answered_by=stage.name)
+        await self._ending.end(ctx, outcome)
+        return Reply(answer.body, _headers(ctx))
 
 
-class _Relay:
-    """Forwards a provider's stream to the client and records the trace before `[DONE]`."""
-
-    def __init__(
-        self, gateway: Gateway, trace: Trace, entry: ModelEntry, body: dict[str, Any],
-        runtime: Runtime, started: float, overhead_ms: float,
-    ) -> None:  # fmt: skip
-        self.gateway, self.trace, self.entry, self.body = gateway, trace, entry, body
-        self.runtime, self.started, self.overhead_ms = runtime, started, overhead_ms
-        self.wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        self.text: list[str] = []
-        self.usage: Usage | None = None
-        self.ending = False
-
-    def _take(self, chunk: Chunk, held: list[bytes]) -> bool:
-        """Note what the trace needs; hold the chunk's event. True: send what is held now."""
-        if chunk.text:
-            self.text.append(chunk.text)
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        if chunk.finish_reason:
-            self.trace.finish_reason = chunk.finish_reason
-            self.ending = True
-        if chunk.usage_only:
-            self.ending = True
-            if not self.wants_usage:
-                return False
-        if chunk.payload:
-            held += (b"data: ", chunk.payload, b"\n\n")
-        # Events that arrived together leave in one write; past the finish reason only usage
-        # follows, and it can leave with [DONE].
-        return bool(held) and not chunk.more and not self.ending
-
-    def _finish(self) -> None:
-        text = "".join(self.text)
-        usage = self.usage
-        if usage is None or not usage.total_tokens:
-            usage = Usage(tokens.count_messages(self.body["messages"]), tokens.count_text(text))
-            self.trace.metadata["usage_estimated"] = True
-        self.gateway._settle(self.trace, self.entry, usage)
-        self.trace.response = truncate(text, self.runtime.profile.traces.max_text_chars)
-        self.trace.latency_ms = _ms(self.started)
-        self.trace.overhead_ms = self.overhead_ms
-
-    async def run(
-        self, upstream: AsyncIterator[Chunk], first: Chunk | None, pin: Any
-    ) -> AsyncIterator[bytes]:
-        finished = False
-        try:
-            held: list[bytes] = []
-            if first is not None:
-                if self._take(first, held):
-                    yield b"".join(held)
-                    held.clear()
-                async for chunk in upstream:
-                    if self._take(chunk, held):
-                        yield b"".join(held)
-                        held.clear()
-            self._finish()
-            await self.gateway.record(self.trace)
-            finished = True
-            held.append(DONE)
-            yield b"".join(held)
-        except GatewayError as exc:
-            self._finish()
-            self.trace.status, self.trace.http_status, self.trace.error = "error", exc.status, exc.message
-            await self.gateway.record(self.trace)
-            finished = True
-            yield _sse(orjson.dumps(exc.to_body()))
-        finally:
-            await _close(upstream)
-            pin.__exit__(None, None, None)
-            if not finished:  # the client went away (or we failed unexpectedly) mid-stream
-                self._finish()
-                self.trace.status, self.trace.http_status = "cancelled", 499
-                self.trace.error = "client disconnected before the stream ended"
-                self.gateway.record_later(self.trace)
+async def _complete(entry: ModelEntry, call: Call) -> Completion:
+    return await entry.provider.complete(call)
 
 
-async def _close(stream: AsyncIterator[Chunk]) -> None:
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        try:
+async def _embed(entry: ModelEntry, call: Call) -> Embeddings:
+    return await entry.provider.embed(call)
+
+
+async def _open_stream(entry: ModelEntry, call: Call) -> tuple[AsyncIterator[Chunk], Chunk | None]:
+    upstream = aiter(entry.provider.stream(call))
+    try:
+        first = await anext(upstream, None)
+    except BaseException:
+        aclose = getattr(upstream, "aclose", None)
+        if aclose is not None:
             await aclose()
-        except Exception:
-            log.debug("closing a provider stream failed", exc_info=True)
+        raise
+    return upstream, first
 
 
-def _end_user(trace: Trace, body: dict[str, Any]) -> None:
-    """OpenAI's `user` field names the end user. Without keys (local mode) it is the only name we
-    have; with keys the key's user stays the accountable one and the end user is kept beside it."""
-    end_user = body.get("user")
-    if not isinstance(end_user, str) or not end_user:
-        return
-    if trace.key_id is None:
-        trace.user = end_user
-    else:
-        trace.metadata["end_user"] = end_user
+async def _iterate(chunks: list[Chunk]) -> AsyncIterator[Chunk]:
+    for chunk in chunks:
+        yield chunk
 
 
-def _request_record(body: dict[str, Any], limit: int) -> str:
-    messages = [
-        {**m, "content": truncate(m["content"], limit)} if isinstance(m.get("content"), str) else m
-        for m in body.get("messages", [])
-    ]
-    params = {k: v for k, v in body.items() if k not in ("messages", "model")}
-    return orjson.dumps({"messages": messages, "params": params}).decode()
-
-
-def _embedding_record(body: dict[str, Any], limit: int) -> str:
-    value = body.get("input")
-    shown = truncate(value, limit) if isinstance(value, str) else value
-    if isinstance(shown, list) and len(shown) > 64:
-        shown = [*shown[:64], f"... {len(shown) - 64} more"]
-    return orjson.dumps({"input": shown}).decode()
+def _headers(ctx: Context) -> dict[str, str]:
+    headers = {
+        "x-llmops-trace-id": ctx.trace.id,
+        "x-llmops-model": ctx.trace.served_model or "",
+        "x-llmops-overhead-ms": f"{ms(ctx.started) - ctx.provider_ms:.3f}",
+    }
+    if ctx.reply_headers:
+        headers.update(ctx.reply_headers)
+    return headers

@@ -1,8 +1,9 @@
-"""The live profile and its providers, swapped atomically on reload.
+"""The live profile, its providers and its stages, swapped atomically on reload.
 
 A request pins the Runtime it started with, so a reload never changes a call in flight.
-Providers whose model entry did not change are carried over (a loaded GGUF stays loaded);
-the others are closed once the last request using the old runtime has finished.
+Providers whose model entry did not change are carried over (a loaded GGUF stays loaded). A
+provider is closed once no runtime that still serves calls uses it: reloads A -> B -> C that carry
+a provider from A to B and drop it in C close it only after A's and B's last calls.
 """
 
 from __future__ import annotations
@@ -10,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from daemon.config.schema import LlamaCppModel, ModelConfig, Profile
 from daemon.core.cost import UnitPrice, reference_price
 from daemon.errors import ModelNotFound
+from daemon.pipeline.stage import StageFactory, StageList, build_stages
 from daemon.providers.base import Provider
+
+if TYPE_CHECKING:
+    from daemon.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -71,51 +75,98 @@ class Runtime:
     profile: Profile
     path: Path | None
     models: dict[str, ModelEntry]
+    stages: StageList = field(default_factory=StageList)
     loaded_at: float = field(default_factory=time.time)
     in_flight: int = 0
     drained: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def find(self, name: str | None) -> ModelEntry | None:
+        """The model a request names, or the profile's default when it names none."""
+        return self.models.get(name or self.profile.default_model or "")
+
     def model(self, name: str | None) -> ModelEntry:
-        if not name and self.profile.default_model:
-            name = self.profile.default_model
-        entry = self.models.get(name or "")
+        entry = self.find(name)
         if entry is None:
-            available = ", ".join(sorted(self.models)) or "(none)"
-            raise ModelNotFound(
-                f"The model {name!r} does not exist. Available models: {available}.", param="model"
-            )
+            raise self.unknown_model(name)
         return entry
 
-    @contextmanager
-    def pinned(self) -> Iterator[Runtime]:
+    def unknown_model(self, name: str | None) -> ModelNotFound:
+        available = ", ".join(sorted(self.models)) or "(none)"
+        if not name:
+            return ModelNotFound(
+                f"The request names no model and this profile has no default_model. Available models: "
+                f"{available}.",
+                param="model",
+            )
+        message = f"The model {name!r} does not exist. Available models: {available}."
+        return ModelNotFound(message, param="model")
+
+    def pin(self) -> None:
+        """A call starts on this runtime; `unpin` when its trace is recorded."""
         self.in_flight += 1
         self.drained.clear()
-        try:
-            yield self
-        finally:
-            self.in_flight -= 1
-            if self.in_flight == 0:
-                self.drained.set()
+
+    def unpin(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self.drained.set()
 
 
-def build_runtime(profile: Profile, path: Path | None, previous: Runtime | None) -> Runtime:
+def build_runtime(
+    profile: Profile,
+    path: Path | None,
+    previous: Runtime | None,
+    stages: Sequence[StageFactory] = (),
+    services: Services | None = None,
+) -> Runtime:
     carried = previous.models if previous else {}
     models = {}
     for name, config in profile.models.items():
         old = carried.get(name)
         provider = old.provider if old is not None and old.config == config else build_provider(name, config)
         models[name] = ModelEntry(name, config, provider, _unit(config.price), _shadow_price(config, profile))
-    runtime = Runtime(profile, path, models)
+    runtime = Runtime(profile, path, models, build_stages(stages, profile, services))
     runtime.drained.set()
     return runtime
 
 
-async def retire(old: Runtime, new: Runtime | None) -> None:
-    """Close the old runtime's providers that the new one does not use, after its requests finish."""
-    keep = {id(e.provider) for e in new.models.values()} if new else set()
-    await old.drained.wait()
-    for entry in old.models.values():
-        if id(entry.provider) not in keep:
+class Runtimes:
+    """The current runtime, and the ones it replaced until their last call has ended."""
+
+    def __init__(self, current: Runtime) -> None:
+        self.current = current
+        self._retired: list[Runtime] = []
+        self._reapers: set[asyncio.Task[None]] = set()
+
+    def replace(self, new: Runtime) -> asyncio.Task[None]:
+        """Serve new calls on `new`; the returned task ends once the old runtime's calls have and
+        it has closed what no live runtime uses."""
+        old, self.current = self.current, new
+        self._retired.append(old)
+        task = asyncio.create_task(self._reap(old))
+        self._reapers.add(task)
+        task.add_done_callback(self._reapers.discard)
+        return task
+
+    async def _reap(self, old: Runtime) -> None:
+        await old.drained.wait()
+        self._retired.remove(old)
+        await _close_unused(old.models.values(), (self.current, *self._retired))
+
+    async def close(self) -> None:
+        """At shutdown, once calls have ended: close every provider."""
+        for runtime in (*self._retired, self.current):
+            await runtime.drained.wait()
+        if self._reapers:
+            await asyncio.gather(*self._reapers)
+        await _close_unused(self.current.models.values(), ())
+
+
+async def _close_unused(entries: Any, live: Sequence[Runtime]) -> None:
+    """Close the providers of `entries` that no runtime in `live` uses."""
+    used = {id(entry.provider) for runtime in live for entry in runtime.models.values()}
+    for entry in entries:
+        if id(entry.provider) not in used:
             try:
                 await entry.provider.aclose()
             except Exception:

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from daemon.api.common import JSON, authenticate, query_number, read_json
+from daemon.api.common import JSON, authenticate, query_number, read_json, services_of
 from daemon.auth import require_admin
 from daemon.errors import InvalidRequest, NotFound
 from daemon.storage import feedback as feedback_store
@@ -20,7 +20,7 @@ MAX_PAGE = 500
 
 async def status(request: Request) -> Response:
     require_admin(await authenticate(request))
-    return JSON(request.app.state.daemon.status())
+    return JSON(services_of(request).status())
 
 
 def trace_query(params: Any) -> TraceQuery:
@@ -47,17 +47,17 @@ def trace_query(params: Any) -> TraceQuery:
 async def traces(request: Request) -> Response:
     require_admin(await authenticate(request))
     query = trace_query(request.query_params)
-    rows, next_cursor = await list_traces(request.app.state.daemon.reader, query)
+    rows, next_cursor = await list_traces(services_of(request).reader, query)
     return JSON({"object": "list", "data": rows, "next_cursor": next_cursor})
 
 
 async def trace(request: Request) -> Response:
     require_admin(await authenticate(request))
     trace_id = request.path_params["trace_id"]
-    found = await get_trace(request.app.state.daemon.reader, trace_id)
+    found = await get_trace(services_of(request).reader, trace_id)
     if found is None:
         raise NotFound(f"No trace with id {trace_id!r}.", param="trace_id")
-    found["feedback"] = await feedback_store.for_trace(request.app.state.daemon.reader, trace_id)
+    found["feedback"] = await feedback_store.for_trace(services_of(request).reader, trace_id)
     return JSON(found)
 
 
@@ -73,7 +73,7 @@ async def feedback(request: Request) -> Response:
     kind, score = _rating(body)
     if comment is not None and not isinstance(comment, str):
         raise InvalidRequest("Invalid 'comment': expected a string.", param="comment")
-    daemon = request.app.state.daemon
+    daemon = services_of(request)
     entry = {"trace_id": trace_id, "kind": kind, "score": score, "comment": comment,
              "rated_by": principal.user, "created_at": time.time()}  # fmt: skip
     saved = await daemon.writer.run(feedback_store.insert_job(entry))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 
@@ -38,7 +39,14 @@ def request_headers(scope: Scope) -> dict[bytes, bytes]:
 
 
 def encode_headers(headers: dict[str, str]) -> RawHeaders:
-    return [(name.encode(), value.encode("latin-1")) for name, value in headers.items()]
+    return [(name.encode(), _header_value(value)) for name, value in headers.items()]
+
+
+def _header_value(value: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:  # e.g. a model name outside latin-1: percent-encoded UTF-8
+        return quote(value, safe=" !#$&'()*+,/:;=?@[]~").encode("ascii")
 
 
 def too_large(declared: int | None, limit: int) -> PayloadTooLarge:
@@ -75,10 +83,47 @@ async def read_body_json(receive: Receive, declared: bytes | None, limit: int) -
     return body_json(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
 
-async def send_json(send: Send, status: int, content: Any, headers: RawHeaders) -> None:
+class Disconnect:
+    """Cancels the request's task when its client disconnects, from the moment its body has been
+    read (uvicorn's `receive` then waits for nothing but the end of the connection): a call whose
+    client left stops at once, even before any byte of an answer, and a local model stops
+    generating. Call `finishing()` before the last send, whose completion also wakes the watcher."""
+
+    def __init__(self, receive: Receive) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.gone = False
+        self.finished = False
+        self.watcher = asyncio.ensure_future(_wait_disconnect(receive))
+        self.watcher.add_done_callback(self._disconnected)
+
+    def _disconnected(self, watch: asyncio.Future[None]) -> None:
+        if not self.finished and not watch.cancelled():
+            self.gone = True
+            self.task.cancel()
+
+    def finishing(self) -> None:
+        self.finished = True
+
+    def close(self) -> None:
+        self.finished = True
+        self.watcher.cancel()
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def send_json(
+    send: Send, status: int, content: Any, headers: RawHeaders, watch: Disconnect | None = None
+) -> None:
     body = orjson.dumps(content)
     raw = [JSON_TYPE, (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": raw})
+    if watch is not None:
+        watch.finishing()
     await send({"type": "http.response.body", "body": body})
 
 
@@ -88,44 +133,16 @@ async def send_error(send: Send, error: GatewayError) -> None:
 
 
 async def send_stream(
-    send: Send, receive: Receive, events: AsyncIterator[bytes], headers: RawHeaders, last: bytes
+    send: Send, events: AsyncIterator[bytes], headers: RawHeaders, last: bytes, watch: Disconnect
 ) -> None:
-    """Forward `events` as an SSE body; a client that disconnects cancels the stream at once (a
-    local model stops generating), even while no event is due. A chunk that ends with `last`
-    (`data: [DONE]`: nothing follows it) leaves with the end of the body, in one write."""
-    task = asyncio.current_task()
-    assert task is not None
-    state = {"finished": False, "gone": False}
-
-    def disconnected(watch: asyncio.Future[None]) -> None:
-        if not state["finished"] and not watch.cancelled():
-            state["gone"] = True
-            task.cancel()
-
-    watcher = asyncio.ensure_future(_wait_disconnect(receive))
-    watcher.add_done_callback(disconnected)
-    try:
-        await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
-        final = b""
-        async for chunk in events:
-            if chunk.endswith(last):
-                final = chunk
-                break
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        state["finished"] = True  # the last send completes the response, which wakes the watcher
-        await send({"type": "http.response.body", "body": final, "more_body": False})
-    except asyncio.CancelledError:
-        if not state["gone"]:
-            raise
-        task.uncancel()  # our own cancellation: the client left; nothing more to send
-    finally:
-        state["finished"] = True
-        watcher.cancel()
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            await aclose()  # runs the relay's cleanup (its trace) now, not at garbage collection
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+    """Forward `events` as an SSE body. A chunk that ends with `last` (`data: [DONE]`: nothing
+    follows it) leaves with the end of the body, in one write."""
+    await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
+    final = b""
+    async for chunk in events:
+        if chunk.endswith(last):
+            final = chunk
+            break
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    watch.finishing()
+    await send({"type": "http.response.body", "body": final, "more_body": False})

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from daemon.api.asgi import read_body_json
+from daemon.core.principal import Principal
 from daemon.errors import InvalidRequest
-from daemon.storage.keys import Principal
+
+if TYPE_CHECKING:
+    from daemon.services import Services
 
 
 class JSON(Response):
@@ -21,16 +24,20 @@ class JSON(Response):
         return orjson.dumps(content)
 
 
+def services_of(request: Request) -> Services:
+    """The app's services (set in the lifespan), typed."""
+    return cast("Services", request.app.state.services)
+
+
 async def read_json(request: Request) -> Any:
     """The body of a Starlette request, with the same limit and errors as the hot routes."""
-    limit = request.app.state.daemon.runtime.profile.server.max_body_bytes
+    limit = services_of(request).profile.server.max_body_bytes
     declared = request.headers.get("content-length")
     return await read_body_json(request.receive, declared.encode() if declared else None, limit)
 
 
 async def authenticate(request: Request) -> Principal:
-    authenticator = request.app.state.daemon.authenticator
-    principal: Principal = await authenticator.authenticate(
+    principal: Principal = await services_of(request).authenticator.authenticate(
         request.headers.get("authorization"), request.headers.get("x-api-key")
     )
     return principal

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from daemon.api.common import authenticate
+from daemon.api.common import authenticate, services_of
 from daemon.auth import require_admin
 from daemon.events import CLOSING, EventBus
 
@@ -19,7 +19,7 @@ KEEPALIVE_SECONDS = 15.0
 async def events(request: Request) -> Response:
     require_admin(await authenticate(request))
     return StreamingResponse(
-        _stream(request.app.state.daemon.bus),
+        _stream(services_of(request).bus),
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from daemon.api.common import JSON, authenticate, query_number
+from daemon.api.common import JSON, authenticate, query_number, services_of
 from daemon.auth import require_admin
 from daemon.core.spend import GROUPS, WINDOWS, fill_series, savings, spend_window
 from daemon.errors import InvalidRequest
@@ -37,7 +37,7 @@ async def spend(request: Request) -> Response:
         raise InvalidRequest("Invalid 'utc_offset': expected seconds east of UTC, within ±14 hours.",
                              param="utc_offset")  # fmt: skip
     window = spend_window(name, now, offset)
-    reader = request.app.state.daemon.reader
+    reader = services_of(request).reader
     totals = await spend_store.totals(reader, window)
     body = {
         "object": "spend",

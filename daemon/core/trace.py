@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import random
+import secrets
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 
 def new_trace_id() -> str:
-    # Time-ordered (ms) then random, so ids sort roughly by arrival and never collide.
-    return f"tr_{time.time_ns() // 1_000_000:012x}{random.getrandbits(48):012x}"
+    # Time-ordered (ms) then 48 random bits from the OS's CSPRNG: ids sort roughly by arrival, never
+    # collide, and cannot be guessed from one another (`random` is predictable from its outputs).
+    return f"tr_{time.time_ns() // 1_000_000:012x}{secrets.randbits(48):012x}"
 
 
 @dataclass(slots=True)
@@ -46,13 +47,35 @@ class Trace:
     experiment: str | None = None
     arm: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # What each stage of the request path decided and why: [{"stage", "outcome", "reason"}]
+    decisions: list[dict[str, str]] | None = None
 
     def summary(self) -> dict[str, Any]:
         """The fields a listing shows: no message or response text."""
         return {name: getattr(self, name) for name in SUMMARY_FIELDS}
 
 
-SUMMARY_FIELDS = tuple(f.name for f in fields(Trace) if f.name not in ("request", "response", "metadata"))
+SUMMARY_FIELDS = tuple(
+    f.name for f in fields(Trace) if f.name not in ("request", "response", "metadata", "decisions")
+)
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try of one candidate model within a call; a call that falls back has several."""
+
+    model: str
+    provider: str
+    status: str = "ok"  # ok | error | cancelled
+    http_status: int = 200
+    error: str | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+    shadow_cost_usd: float = 0.0  # what a local model's tokens would have cost at its reference price
 
 
 def truncate(text: str | None, limit: int) -> str | None:

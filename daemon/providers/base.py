@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 from daemon.core.cost import Usage
 
+INTERACTIVE, BACKGROUND = 0, 1  # a local model's worker serves interactive calls first
+
 
 @dataclass(slots=True)
 class Call:
@@ -20,6 +22,7 @@ class Call:
     body: dict[str, Any]
     model: str  # the profile's name for the model
     upstream_model: str  # the name the provider knows
+    priority: int = INTERACTIVE  # BACKGROUND: judge and batch jobs, served after interactive calls
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import queue
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from daemon.config.schema import LlamaCppModel
 from daemon.core.cost import Usage
 from daemon.errors import GatewayError, InvalidRequest, ModelUnavailable, ProviderError
-from daemon.providers.base import Call, Chunk, Completion, Embeddings
+from daemon.providers.base import INTERACTIVE, Call, Chunk, Completion, Embeddings
 from daemon.providers.llama_translate import (
     Finished,
     chat_arguments,
@@ -48,24 +49,30 @@ T = TypeVar("T")
 # --- the worker thread ---------------------------------------------------------------------
 
 
+STOP = 1 << 30  # after every job, of any priority
+
+
 class _Worker:
-    """The one thread that touches a model: jobs run one at a time, in submission order."""
+    """The one thread that touches a model: jobs run one at a time, interactive calls before
+    background ones (Call.priority), each priority in submission order. A call that arrives while
+    background jobs wait goes before them: it waits at most for the job in progress."""
 
     def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._jobs: queue.PriorityQueue[tuple[int, int, Callable[[], None] | None]] = queue.PriorityQueue()
+        self._order = itertools.count()  # ties broken by arrival (and jobs are never compared)
         # daemon: a generation still running at interpreter exit must not hold the process
         self._thread = threading.Thread(target=self._run, name=f"llama:{name}", daemon=True)
         self._thread.start()
 
-    def submit(self, job: Callable[[], None]) -> None:
-        self._jobs.put(job)
+    def submit(self, job: Callable[[], None], priority: int = INTERACTIVE) -> None:
+        self._jobs.put((priority, next(self._order), job))
 
     def stop(self) -> None:
         """The thread exits once the jobs queued before this have run."""
-        self._jobs.put(None)
+        self._jobs.put((STOP, next(self._order), None))
 
     def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
+        while (job := self._jobs.get()[2]) is not None:
             job()
 
 
@@ -186,13 +193,15 @@ class LlamaCppProvider:
     async def idle(self) -> None:
         """Wait until every job submitted before this call has finished."""
         if self._worker is not None:
-            await self._run(lambda llm: None, needs_model=False)
+            await self._run(lambda llm: None, needs_model=False, priority=STOP - 1)
 
     async def complete(self, call: Call) -> Completion:
         self._require(embedding=False)
         arguments = chat_arguments(call.body, self.config.chat_format)
         generation = _Generation()
-        response = await self._run(lambda llm: self._chat(llm, arguments, generation), generation.cancel)
+        response = await self._run(
+            lambda llm: self._chat(llm, arguments, generation), generation.cancel, priority=call.priority
+        )
         return completion_from(call.model, response)
 
     async def stream(self, call: Call) -> AsyncGenerator[Chunk]:
@@ -208,7 +217,7 @@ class LlamaCppProvider:
         def job(llm: Llama) -> Finished:
             return self._chat_stream(llm, arguments, generation, emit)
 
-        self._submit(job, emit, generation.cancel)
+        self._submit(job, emit, generation.cancel, priority=call.priority)
         frame = StreamFrame(completion_id(), int(time.time()), call.model)
         try:
             item = await events.get()
@@ -229,7 +238,7 @@ class LlamaCppProvider:
         self._require(embedding=True)
         texts = embedding_inputs(call.body)
         encoding = encoding_format(call.body)
-        data, count = await self._run(lambda llm: self._embed(llm, texts, encoding))
+        data, count = await self._run(lambda llm: self._embed(llm, texts, encoding), priority=call.priority)
         body = {
             "object": "list",
             "data": data,
@@ -274,11 +283,16 @@ class LlamaCppProvider:
         raise InvalidRequest(message, param="model")
 
     async def _run(
-        self, task: Callable[[Llama], T], cancel: threading.Event | None = None, *, needs_model: bool = True
-    ) -> T:
+        self, task: Callable[[Llama], T], cancel: threading.Event | None = None, *,
+        needs_model: bool = True, priority: int = INTERACTIVE,
+    ) -> T:  # fmt: skip
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._submit(task, lambda outcome: _post(loop, _settle, future, outcome), cancel, needs_model)
+
+        def deliver(outcome: object) -> None:
+            _post(loop, _settle, future, outcome)
+
+        self._submit(task, deliver, cancel, priority, needs_model)
         try:
             return await future
         except asyncio.CancelledError:
@@ -291,6 +305,7 @@ class LlamaCppProvider:
         task: Callable[[Llama], Any],
         deliver: Callable[[object], None],
         cancel: threading.Event | None,
+        priority: int = INTERACTIVE,
         needs_model: bool = True,
     ) -> None:
         """Queue `task` for the worker; `deliver` is called on the worker with its outcome."""
@@ -309,7 +324,7 @@ class LlamaCppProvider:
 
         if self._worker is None:
             self._worker = _Worker(self.name)
-        self._worker.submit(job)
+        self._worker.submit(job, priority)
 
     # --- on the worker thread ---
 

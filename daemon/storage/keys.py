@@ -6,21 +6,11 @@ import hashlib
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
+from daemon.core.principal import Principal
+
 KEY_PREFIX = "llm-"
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    key_id: str | None
-    user: str
-    team: str | None
-    is_admin: bool
-
-
-LOCAL_PRINCIPAL = Principal(key_id=None, user="local", team=None, is_admin=True)
 
 
 def hash_key(secret: str) -> str:
@@ -82,3 +72,15 @@ async def active_key_count(conn: Any) -> int:
     async with conn.execute("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL") as cursor:
         row = await cursor.fetchone()
     return int(row[0]) if row else 0
+
+
+async def key_count(conn: Any) -> int:
+    """Keys ever created, revoked ones included: while there is one, the daemon needs a key."""
+    async with conn.execute("SELECT count(*) FROM api_keys") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def delete_key(conn: Any, name_or_id: str) -> bool:
+    cursor = conn.execute("DELETE FROM api_keys WHERE name = ? OR id = ?", (name_or_id, name_or_id))
+    return bool(cursor.rowcount)

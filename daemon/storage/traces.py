@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from itertools import compress
@@ -12,7 +13,7 @@ import aiosqlite
 import orjson
 
 from daemon.core.search import fts_query
-from daemon.core.trace import SUMMARY_FIELDS, Trace
+from daemon.core.trace import SUMMARY_FIELDS, Attempt, Trace
 
 # The table's columns are the Trace's fields (a migration adds the column when Trace gains one).
 COLUMNS = tuple(f.name for f in fields(Trace))
@@ -33,6 +34,17 @@ def _insert_sql(columns: tuple[str, ...]) -> str:
 _VALUES = attrgetter(*COLUMNS)
 _NONES = (None,) * len(COLUMNS)
 _STREAM, _METADATA = COLUMNS.index("stream"), COLUMNS.index("metadata")
+_DECISIONS = COLUMNS.index("decisions")
+
+ATTEMPT_COLUMNS = tuple(f.name for f in fields(Attempt))
+_ATTEMPT_VALUES = attrgetter(*ATTEMPT_COLUMNS)
+_ATTEMPT_NONES = (None,) * len(ATTEMPT_COLUMNS)
+
+
+@lru_cache(maxsize=64)
+def _attempt_sql(columns: tuple[str, ...]) -> str:
+    names = ", ".join(("trace_seq", "n", *columns))
+    return f"INSERT INTO attempts ({names}) VALUES ({', '.join('?' * (len(columns) + 2))})"
 
 
 def _row(trace: Trace) -> tuple[tuple[str, ...], tuple[Any, ...]]:
@@ -41,18 +53,40 @@ def _row(trace: Trace) -> tuple[tuple[str, ...], tuple[Any, ...]]:
     values = list(_VALUES(trace))  # not dataclasses.asdict: it deep-copies (90 µs a trace)
     values[_STREAM] = int(trace.stream)
     values[_METADATA] = orjson.dumps(trace.metadata).decode() if trace.metadata else None
+    if trace.decisions:
+        values[_DECISIONS] = orjson.dumps(trace.decisions).decode()
     present = list(map(is_not, values, _NONES))
     return tuple(compress(COLUMNS, present)), tuple(compress(values, present))
 
 
-def insert_job(trace: Trace) -> Any:
+def _attempt_row(attempt: Attempt) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    values = _ATTEMPT_VALUES(attempt)
+    present = list(map(is_not, values, _ATTEMPT_NONES))
+    return tuple(compress(ATTEMPT_COLUMNS, present)), tuple(compress(values, present))
+
+
+def record_job(
+    trace: Trace, attempts: Sequence[Attempt] = (), extra: Sequence[Callable[[Any], Any]] = ()
+) -> Callable[[Any], int]:
+    """One write for a call: its trace, its attempts and what stages add, in the caller's transaction.
+    Returns the trace's seq."""
     columns, row = _row(trace)
     sql = _insert_sql(columns)
+    attempt_rows = [_attempt_row(attempt) for attempt in attempts]
 
     def job(conn: Any) -> int:
-        return int(conn.execute(sql, row).lastrowid)
+        seq = int(conn.execute(sql, row).lastrowid)
+        for n, (names, values) in enumerate(attempt_rows):
+            conn.execute(_attempt_sql(names), (seq, n, *values))
+        for write in extra:
+            write(conn)
+        return seq
 
     return job
+
+
+def insert_job(trace: Trace) -> Callable[[Any], int]:
+    return record_job(trace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,14 +182,20 @@ async def list_traces(
 
 
 async def get_trace(conn: aiosqlite.Connection, trace_id: str) -> dict[str, Any] | None:
+    """One trace with its request, metadata, stage decisions and attempts."""
     async with conn.execute(f"SELECT seq, {', '.join(COLUMNS)} FROM traces WHERE id = ?", (trace_id,)) as cur:
         row = await cur.fetchone()
     if row is None:
         return None
     trace = _summary(dict(row))
-    for column in ("request", "metadata"):
+    for column in ("request", "metadata", "decisions"):
         if trace[column]:
             trace[column] = orjson.loads(trace[column])
+    trace["decisions"] = trace["decisions"] or []
+    async with conn.execute(
+        f"SELECT {', '.join(ATTEMPT_COLUMNS)} FROM attempts WHERE trace_seq = ? ORDER BY n", (trace["seq"],)
+    ) as cur:
+        trace["attempts"] = [dict(row) for row in await cur.fetchall()]
     return trace
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daemon.errors import StoreUnavailable
 from daemon.storage.db import BUSY_TIMEOUT_MS, connect_sync, sqlite_module
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class _Pending:
     job: Job
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    on_commit: Callable[[Any], None] | None = None  # told of the result even if the future was cancelled
 
 
 class Writer:
@@ -56,7 +58,9 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._conn: Any = None  # the write connection while the thread runs
         self._lock = threading.Lock()  # held by whichever thread uses the connection
+        self._dead = False  # the thread ended without being stopped: fail every write at once
         self.commits = 0
+        self.pending = 0  # writes handed to the thread and not answered yet
 
     def start(self) -> None:
         ready = threading.Event()
@@ -69,27 +73,42 @@ class Writer:
         if failure:
             raise failure[0]
 
-    def submit(self, job: Job) -> asyncio.Future[Any]:
+    def submit(self, job: Job, on_commit: Callable[[Any], None] | None = None) -> asyncio.Future[Any]:
+        """Queue `job`; the future resolves once it committed. `on_commit(result)` runs on the loop
+        after the commit even if the future was cancelled meanwhile (its caller left)."""
+        if self._dead:
+            raise _unavailable()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Pending(job, future, loop))
+        self.pending += 1
+        self._queue.put(_Pending(job, future, loop, on_commit))
+        if self._dead:  # the thread died while we queued: nobody else will answer this job
+            self._fail_queued()
         return future
 
-    async def run(self, job: Job, alone: bool = False) -> Any:
+    async def run(self, job: Job, alone: bool = False, on_commit: Callable[[Any], None] | None = None) -> Any:
         """Run `job(conn)` in the next transaction and return its result once committed.
 
         `alone`: the caller knows of no other write coming to share the commit; if the writer is
         idle, the (small) job then commits right here, blocking this thread for ~0.1 ms."""
+        if self._dead:
+            raise _unavailable()
         if alone and self._queue.empty() and self._lock.acquire(blocking=False):
             try:
                 conn = self._conn
                 if conn is not None and _begin_now(conn):
                     result = _committed(conn, job)
                     self.commits += 1
+                    if on_commit is not None:
+                        on_commit(result)
                     return result
             finally:
                 self._lock.release()
-        return await self.submit(job)
+        return await self.submit(job, on_commit)
+
+    @property
+    def alive(self) -> bool:
+        return not self._dead
 
     def stop(self) -> None:
         """Finish every queued job, then close. Blocking; call from a thread or at shutdown."""
@@ -112,6 +131,8 @@ class Writer:
         ready.set()
         last_checkpoint = last_upkeep = time.monotonic()
         behind = False  # the last upkeep step left more to do
+        stopped = False
+        batch: list[_Pending] = []
         try:
             while True:
                 batch, stop = self._collect(0.0 if behind else UPKEEP_SECONDS)
@@ -119,9 +140,10 @@ class Writer:
                     if batch:
                         self._write(conn, batch)
                     if time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for readers
+                        _checkpoint(conn)
                         last_checkpoint = time.monotonic()
                 if stop:
+                    stopped = True
                     return
                 now = time.monotonic()
                 due = behind or now - last_upkeep >= UPKEEP_SECONDS
@@ -133,6 +155,20 @@ class Writer:
             with self._lock:
                 self._conn = None
                 conn.close()
+            if not stopped:  # something we did not foresee ended the thread: never leave a caller hanging
+                log.critical("the trace writer stopped unexpectedly; calls now fail with 503")
+                self._dead = True
+                self._hand_back(batch, [(False, _unavailable())] * len(batch))  # unanswered ones
+                self._fail_queued()
+
+    def _fail_queued(self) -> None:
+        failed: list[_Pending] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                item = self._queue.get_nowait()
+                if item is not None:
+                    failed.append(item)
+        self._hand_back(failed, [(False, _unavailable())] * len(failed))
 
     def _collect(self, wait: float) -> tuple[list[_Pending], bool]:
         """What is queued now (waiting up to `wait` seconds for the first), and whether to stop."""
@@ -149,15 +185,30 @@ class Writer:
         return batch, True
 
     def _write(self, conn: Any, batch: list[_Pending]) -> None:
+        """Commit the batch; a job that fails fails alone, and any SQLite error (a full disk, a
+        lock held too long) fails the jobs it touched, never the thread."""
         try:
             outcomes = self._transaction(conn, batch, isolate=False)
         except _JobFailed:
             # Some job failed: redo the batch with a savepoint per job, so it fails alone.
-            outcomes = self._transaction(conn, batch, isolate=True)
+            try:
+                outcomes = self._transaction(conn, batch, isolate=True)
+            except Exception:
+                log.exception("write transaction failed; retrying its jobs one by one")
+                outcomes = [self._alone(conn, pending) for pending in batch]
         except Exception as exc:
             log.exception("write transaction failed")
             outcomes = [(False, exc)] * len(batch)
         self._hand_back(batch, outcomes)
+
+    def _alone(self, conn: Any, pending: _Pending) -> tuple[bool, Any]:
+        try:
+            _begin(conn)
+            result = _committed(conn, pending.job)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller
+            return False, exc
+        self.commits += 1
+        return True, result
 
     def _transaction(self, conn: Any, batch: list[_Pending], isolate: bool) -> list[tuple[bool, Any]]:
         _begin(conn)
@@ -171,7 +222,11 @@ class Writer:
             by_loop.setdefault(pending.loop, []).append((pending, ok, value))
         for loop, items in by_loop.items():
             with contextlib.suppress(RuntimeError):  # the loop closed while we wrote
-                loop.call_soon_threadsafe(_resolve, items)
+                loop.call_soon_threadsafe(self._resolve, items)
+
+    def _resolve(self, items: list[tuple[_Pending, bool, Any]]) -> None:
+        self.pending -= len(items)
+        _resolve(items)
 
 
 class _JobFailed(Exception):
@@ -241,8 +296,24 @@ def _begin(conn: Any) -> None:
         time.sleep(0.002)
 
 
+def _checkpoint(conn: Any) -> None:
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for readers
+    except Exception:  # a later one will catch up; the commits themselves are durable
+        log.exception("WAL checkpoint failed")
+
+
+def _unavailable() -> StoreUnavailable:
+    return StoreUnavailable("The trace store cannot write (see the daemon log); calls are refused.")
+
+
 def _resolve(items: list[tuple[_Pending, bool, Any]]) -> None:
     for pending, ok, value in items:
+        if ok and pending.on_commit is not None:
+            try:
+                pending.on_commit(value)
+            except Exception:
+                log.exception("a commit callback failed")
         if pending.future.done():
             continue
         if ok:

@@ -1,9 +1,10 @@
-"""One trace: the conversation and response (markdown), tokens, cost, timings, metadata, feedback."""
+"""One trace: its facts (tokens, cost, timings), its path (stage decisions and the models tried),
+the conversation and response (markdown), and feedback."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from rich.console import Group
 from rich.table import Table
@@ -19,12 +20,8 @@ from llmops_tui import format as fmt
 from llmops_tui.client import DaemonError
 from llmops_tui.messages import DaemonReconnected, FeedbackReceived
 from llmops_tui.screens.live import LiveScreen
-from llmops_tui.screens.traces import RATE_BINDINGS
-from llmops_tui.widgets.rating import RatingDialog
+from llmops_tui.widgets.rating import RATE_BINDINGS, RatingDialog
 from llmops_tui.widgets.status_bar import ConnectionBanner, StatusBar
-
-if TYPE_CHECKING:
-    pass
 
 
 def conversation_markdown(request: dict[str, Any] | None) -> str:
@@ -88,6 +85,35 @@ def facts_table(trace: dict[str, Any]) -> Group:
     return Group(table, wide)
 
 
+def path_table(trace: dict[str, Any]) -> Group | None:
+    """How the call went through the gateway: each stage's decision, then each model tried (None:
+    neither, as for a call refused before any model, or one recorded before attempts were)."""
+    decisions = trace.get("decisions") or []
+    attempts = trace.get("attempts") or []
+    if not decisions and not attempts:
+        return None
+    lines = Text()
+    for decision in decisions:
+        lines.append(f"{decision['stage']}: ", style="bold")
+        lines.append(decision["outcome"])
+        if decision.get("reason"):
+            lines.append(f" ({decision['reason']})", style="dim")
+        lines.append("\n")
+    table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
+    for column in ("#", "model", "provider", "status", "latency", "tokens in/out", "cost", "error"):
+        table.add_column(column, overflow="fold" if column == "error" else "ellipsis",
+                         no_wrap=column != "error")  # fmt: skip
+    for number, attempt in enumerate(attempts, 1):
+        ok = attempt["status"] == "ok"
+        table.add_row(
+            str(number), attempt["model"], attempt["provider"],
+            Text(f"{attempt['status']} {attempt['http_status']}", style="green" if ok else "red"),
+            fmt.ms(attempt.get("latency_ms")), f"{attempt['prompt_tokens']}/{attempt['completion_tokens']}",
+            fmt.usd(attempt.get("cost_usd")), Text(attempt.get("error") or "", style="red"),
+        )  # fmt: skip
+    return Group(lines, table) if attempts else Group(lines)
+
+
 def _slow_style(latency: float | None) -> str:
     return {"slow": "yellow", "very-slow": "bold red"}.get(fmt.slowness(latency) or "", "")
 
@@ -126,6 +152,8 @@ class TraceDetailScreen(LiveScreen):
         yield Static(f"[b]{self.trace_id}[/]  [$text-muted]loading…[/]", id="detail-title")
         with VerticalScroll(id="detail-body"):
             yield Static(id="detail-facts")
+            yield Static("Path", classes="section", id="detail-path-title")
+            yield Static(id="detail-path")
             yield Static("Conversation", classes="section")
             yield Markdown(id="detail-conversation")
             yield Static("Response", classes="section")
@@ -152,6 +180,11 @@ class TraceDetailScreen(LiveScreen):
             f"{escape(trace.get('served_model') or '-')}  [$text-muted]{when}[/]"
         )
         self.query_one("#detail-facts", Static).update(facts_table(trace))
+        path = path_table(trace)
+        for part in self.query("#detail-path-title, #detail-path"):
+            part.display = path is not None
+        if path is not None:
+            self.query_one("#detail-path", Static).update(path)
         await self.query_one("#detail-conversation", Markdown).update(
             conversation_markdown(trace.get("request"))
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -15,19 +15,11 @@ from llmops_tui import format as fmt
 from llmops_tui.client import DaemonError
 from llmops_tui.messages import DaemonReconnected, FeedbackReceived, TracesReceived
 from llmops_tui.screens.live import LiveScreen
-from llmops_tui.widgets.rating import RatingDialog
+from llmops_tui.widgets.rating import RATE_BINDINGS, RatingDialog
 from llmops_tui.widgets.status_bar import ConnectionBanner, StatusBar
 from llmops_tui.widgets.trace_table import MAX_ROWS, SORTS, TraceTable
 
-if TYPE_CHECKING:
-    pass
-
 PAGE = 200
-RATE_BINDINGS = [
-    *[Binding(str(n), f"rate({n})", f"Rate ★{n}", show=False) for n in range(2, 6)],
-    Binding("plus", "rate('up')", "Thumbs up", show=False),
-    Binding("minus", "rate('down')", "Thumbs down", show=False),
-]
 
 
 class TracesScreen(LiveScreen):

@@ -14,6 +14,13 @@ from textual.widgets import Button, Input, Label
 
 from llmops_tui import format as fmt
 
+# The keys that rate the selected or shown trace at once (1 is bound with the footer's "1-5" label).
+RATE_BINDINGS = [
+    *[Binding(str(n), f"rate({n})", f"Rate ★{n}", show=False) for n in range(2, 6)],
+    Binding("plus", "rate('up')", "Thumbs up", show=False),
+    Binding("minus", "rate('down')", "Thumbs down", show=False),
+]
+
 # key -> (score sent to the daemon, button label)
 SCORES: dict[str, tuple[fmt.Rating, str]] = {
     "1": (1, "★1"), "2": (2, "★2"), "3": (3, "★3"), "4": (4, "★4"), "5": (5, "★5"),

@@ -119,3 +119,64 @@ async def test_upkeep_that_leaves_a_backlog_runs_again_at_once(path: Path) -> No
         assert await asyncio.to_thread(sixth.wait, 2.0)
     finally:
         writer.stop()
+
+
+# -- the writer survives what its jobs and SQLite throw at it (issue 7, defect 1) -------------------
+
+
+def rollback_and_fail(conn: Any) -> None:
+    """A job that ends the transaction under the writer's feet, then fails: the savepoint it was
+    given no longer exists when the writer rolls back to it."""
+    conn.execute("ROLLBACK")
+    raise RuntimeError("a job that broke its transaction")
+
+
+async def test_the_writer_survives_a_failure_in_its_savepoint_path(path: Path, writer: Writer) -> None:
+    first, second = new_trace(), new_trace()
+    results = await asyncio.wait_for(asyncio.gather(
+        writer.run(insert_job(first)), writer.run(rollback_and_fail), writer.run(insert_job(second)),
+        return_exceptions=True,
+    ), 5)  # fmt: skip
+    assert isinstance(results[1], Exception)
+    assert isinstance(results[0], int) and isinstance(results[2], int)  # the others failed not with it
+    assert writer.alive
+    await asyncio.wait_for(writer.run(insert_job(new_trace())), 5)  # and it goes on writing
+    assert count(path) == 3
+
+
+async def test_a_full_database_fails_the_writes_not_the_writer(path: Path, writer: Writer) -> None:
+    """SQLITE_FULL, for real: the database may not grow past its current pages."""
+    big = new_trace()
+    big.response = "x" * 200_000
+    setup = db.connect_sync(path)
+    pages = setup.execute("PRAGMA page_count").fetchone()[0]
+    setup.close()
+    await writer.run(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}"))
+    with pytest.raises(Exception, match="full"):
+        await asyncio.wait_for(writer.run(insert_job(big)), 5)
+    assert writer.alive
+    await writer.run(lambda conn: conn.execute("PRAGMA max_page_count = 1073741823"))
+    await asyncio.wait_for(writer.run(insert_job(new_trace())), 5)
+    assert count(path) == 1
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+async def test_a_dead_writer_fails_calls_at_once(path: Path) -> None:
+    """If the thread ends all the same (here: a job raises SystemExit), queued and later writes
+    fail with a 503 at once instead of waiting forever."""
+    from daemon.errors import StoreUnavailable
+
+    writer = Writer(path)
+    writer.start()
+
+    def exit_thread(conn: Any) -> None:
+        raise SystemExit("the thread ends")
+
+    blocked = writer.run(exit_thread)
+    queued = writer.run(insert_job(new_trace()))
+    results = await asyncio.wait_for(asyncio.gather(blocked, queued, return_exceptions=True), 1.0)
+    assert all(isinstance(result, StoreUnavailable) for result in results), results
+    assert not writer.alive
+    with pytest.raises(StoreUnavailable):
+        await asyncio.wait_for(writer.run(insert_job(new_trace()), alone=True), 1.0)
+    writer.stop()

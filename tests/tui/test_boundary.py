@@ -19,6 +19,6 @@ def test_the_console_imports_no_daemon_internals() -> None:
 
 
 def test_the_llmops_command_does_not_import_textual_until_the_console_runs() -> None:
-    modules = imported_after("from daemon.cli import build_parser; build_parser()")
+    modules = imported_after("from llmops.cli import build_parser; build_parser()")
     assert "llmops_tui.cli" in modules
     assert "textual" not in modules and "llmops_tui.app" not in modules

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from daemon.cli import build_parser
+from llmops.cli import build_parser
 from llmops_tui import launcher
 from llmops_tui.demo import DemoOptions, run_demo
 from llmops_tui.launcher import healthy, up

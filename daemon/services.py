@@ -1,0 +1,112 @@
+"""What outlives a profile reload, in one typed object the app owns and every handler receives:
+storage, the event bus, auth, the runtimes and the gateway. Stages that keep state across reloads
+(a budget ledger, breaker states, cache indices) keep it here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+
+from daemon import __version__
+from daemon.auth import Authenticator
+from daemon.config.loader import ProfileError, load_profile
+from daemon.config.schema import Profile
+from daemon.events import EventBus
+from daemon.gateway import Gateway
+from daemon.pipeline.ending import Ending
+from daemon.pipeline.stage import StageFactory
+from daemon.runtime import Runtimes, build_runtime, start_eager
+from daemon.settings import Settings
+from daemon.storage.writer import Writer
+
+log = logging.getLogger("llmops")
+
+
+class Services:
+    def __init__(
+        self, settings: Settings, profile: Profile, writer: Writer, reader: aiosqlite.Connection,
+        auth_reader: aiosqlite.Connection, stages: Sequence[StageFactory],
+    ) -> None:  # fmt: skip
+        self.settings = settings
+        self.writer = writer
+        self.reader = reader  # admin queries
+        # Key lookups get their own connection: a slow admin query must not hold up a chat call.
+        self.auth_reader = auth_reader
+        self.bus = EventBus()
+        self.authenticator = Authenticator(auth_reader, loopback=settings.loopback)
+        self.stages = tuple(stages)
+        self.runtimes = Runtimes(build_runtime(profile, settings.profile_path, None, self.stages, self))
+        self.gateway = Gateway(self.runtimes, Ending(writer, self.bus))
+        self.started_at = time.time()
+        self.loop = asyncio.get_running_loop()
+        self.profile_error: str | None = None
+        self.reloads = 0
+
+    @property
+    def profile(self) -> Profile:
+        return self.runtimes.current.profile
+
+    async def reload_profile(self) -> None:
+        path = self.settings.profile_path
+        try:
+            profile = load_profile(path)
+        except ProfileError as exc:
+            self.profile_error = str(exc)
+            log.error("profile reload rejected, the previous profile keeps serving: %s", exc)
+            self.bus.publish("profile", {"ok": False, "error": self.profile_error})
+            return
+        new = build_runtime(profile, path, self.runtimes.current, self.stages, self)
+        self.runtimes.replace(new)
+        self.profile_error = None
+        self.reloads += 1
+        await start_eager(new)
+        log.info("profile %s reloaded from %s (%d models)", profile.name, path, len(profile.models))
+        self.bus.publish("profile", {"ok": True, "name": profile.name})
+
+    def status(self) -> dict[str, Any]:
+        runtime = self.runtimes.current
+        models = []
+        for name, entry in runtime.models.items():
+            provider = entry.provider
+            models.append({
+                "name": name,
+                "provider": entry.config.provider,
+                "embedding": bool(getattr(entry.config, "embedding", False)),
+                "loaded": getattr(provider, "loaded", None),
+                "load_seconds": getattr(provider, "load_seconds", None),
+                "load_error": getattr(provider, "load_error", None),
+                "generated_tokens": getattr(provider, "generated_tokens", None),
+                "cancelled_generations": getattr(provider, "cancelled_generations", None),
+                "price": entry.price and {"input": entry.price.input, "output": entry.price.output},
+            })  # fmt: skip
+        return {
+            "status": "ok",
+            "version": __version__,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "auth": "keys" if self.authenticator.key_mode else "local",
+            "profile": {
+                "name": runtime.profile.name,
+                "path": str(self.settings.profile_path),
+                "loaded_at": runtime.loaded_at,
+                "reloads": self.reloads,
+                "error": self.profile_error,
+            },
+            "stages": [stage.name for stage in runtime.stages.stages],
+            "in_flight": runtime.in_flight,
+            "models": models,
+            "database": str(self.settings.db_path),
+            "writer_commits": self.writer.commits,
+            "writer_alive": self.writer.alive,
+            "writer_pending": self.writer.pending,
+            "event_subscribers": self.bus.subscribers,
+        }
+
+    async def drain(self) -> None:
+        """At shutdown, once connections have closed: close every provider."""
+        await self.runtimes.close()
