@@ -9,7 +9,7 @@ from daemon.core.principal import LOCAL_PRINCIPAL, Principal
 from daemon.errors import AuthenticationFailed, PermissionDenied
 from daemon.storage.keys import find_principal, hash_key, key_count
 
-CACHE_SECONDS = 2.0  # how long a revoked key may still pass, and a new key may go unnoticed
+CACHE_SECONDS = 1.5  # how long a revoked key may still pass (the README promises 2 s), a new one go unnoticed
 
 
 class Authenticator:

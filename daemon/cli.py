@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from daemon.settings import DEFAULT_HOST, DEFAULT_PORT, Settings, default_db_path, default_profile_path
+from daemon.settings import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    Settings,
+    add_key_options,
+    default_db_path,
+    default_profile_path,
+    resolve_keys,
+)
 
 
 def _gateway_server(config: Any, app: Any) -> Any:
@@ -123,16 +131,39 @@ def _keys_list(args: argparse.Namespace) -> int:
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
-    from daemon.storage.keys import revoke_key
+    from daemon.storage.keys import list_keys, revoke_key
 
     conn = _keys_db(args)
     done = revoke_key(conn, args.name)
+    active = sum(1 for key in list_keys(conn) if not key["revoked_at"])
     conn.close()
-    print(
-        f"Revoked {args.name}." if done else f"llmops: no active key named {args.name!r}.",
-        file=sys.stdout if done else sys.stderr,
-    )
-    return 0 if done else 1
+    if not done:
+        print(f"llmops: no active key named {args.name!r}.", file=sys.stderr)
+        return 1
+    print(f"Revoked {args.name}.")
+    if not active:
+        print(
+            "No active key remains: the daemon now refuses every call (it does not fall back to keyless "
+            "local mode). Create a key (llmops keys create NAME --admin), or delete every key "
+            "(llmops keys delete NAME) to return to local mode.",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _keys_delete(args: argparse.Namespace) -> int:
+    from daemon.storage.keys import delete_key, list_keys
+
+    conn = _keys_db(args)
+    done = delete_key(conn, args.name)
+    left = len(list_keys(conn))
+    conn.close()
+    if not done:
+        print(f"llmops: no key named {args.name!r}.", file=sys.stderr)
+        return 1
+    back = "" if left else " No keys remain: the daemon is back in keyless local mode."
+    print(f"Deleted {args.name}.{back}")
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -175,7 +206,6 @@ def _status(args: argparse.Namespace) -> int:
 def add_commands(sub: Any) -> None:
     """Register the daemon's commands (serve, keys, status) on the `llmops` parser."""
     url_default = os.environ.get("LLMOPS_URL", f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
-    key_default = os.environ.get("LLMOPS_API_KEY")
 
     serve = sub.add_parser("serve", help="run the daemon in the foreground")
     serve.add_argument("--profile", default=str(default_profile_path()), help="profile YAML (hot-reloaded)")
@@ -191,11 +221,12 @@ def add_commands(sub: Any) -> None:
         ("create", _keys_create, "create a key and print it once"),
         ("list", _keys_list, "list keys (never their secrets)"),
         ("revoke", _keys_revoke, "revoke a key by name or id"),
+        ("delete", _keys_delete, "delete a key (revoked or not); with none left, local mode returns"),
     ):
         p = keys.add_parser(name, help=helptext)
         p.add_argument("--db", default=str(default_db_path()))
         p.set_defaults(func=func)
-        if name in ("create", "revoke"):
+        if name in ("create", "revoke", "delete"):
             p.add_argument("name")
         if name == "create":
             p.add_argument("--user", help="the user the key acts as (default: NAME)")
@@ -206,7 +237,7 @@ def add_commands(sub: Any) -> None:
 
     status = sub.add_parser("status", help="daemon health, profile, models")
     status.add_argument("--url", default=url_default)
-    status.add_argument("--key", default=key_default, help="admin key (or LLMOPS_API_KEY)")
+    add_key_options(status)
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=_status)
 
@@ -220,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if hasattr(args, "key_file"):
+        resolve_keys(args)
     return int(args.func(args))
 
 

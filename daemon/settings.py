@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import os
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import platformdirs
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8700
 DATA_DIR_ENV = "LLMOPS_DATA_DIR"
+KEY_ENV = "LLMOPS_API_KEY"
 
 
 def data_dir() -> Path:
@@ -54,3 +56,38 @@ class Settings:
     @property
     def loopback(self) -> bool:
         return is_loopback(self.host)
+
+
+def add_key_options(
+    parser: argparse.ArgumentParser, what: str = "admin API key", repeatable: bool = False
+) -> None:
+    """--key / --key-file for a command that calls the daemon; `resolve_keys` reads them."""
+    given = parser.add_mutually_exclusive_group()
+    given.add_argument(
+        "--key",
+        action="append" if repeatable else "store",
+        help=f"{what}; default ${KEY_ENV}. Other users of this machine can read a --key in `ps`: prefer "
+        f"${KEY_ENV} or --key-file" + ("; repeat it to spread calls over keys" if repeatable else ""),
+    )
+    given.add_argument(
+        "--key-file", type=Path, help="read the key from this file's first line (chmod 600 it)"
+    )
+    parser.set_defaults(key_list=repeatable)
+
+
+def resolve_keys(args: argparse.Namespace) -> None:
+    """Set `args.key` from --key, else --key-file, else $LLMOPS_API_KEY: a list for a repeatable
+    --key, else one key or None."""
+    if args.key_file is not None:
+        try:
+            lines = args.key_file.expanduser().read_text(encoding="utf-8").split()
+        except OSError as exc:
+            raise SystemExit(
+                f"llmops: cannot read --key-file {args.key_file}: {exc.strerror or exc}"
+            ) from None
+        keys = lines[:1]
+    elif args.key:
+        keys = args.key if isinstance(args.key, list) else [args.key]
+    else:
+        keys = [key for key in [os.environ.get(KEY_ENV)] if key]
+    args.key = keys if args.key_list else (keys[0] if keys else None)

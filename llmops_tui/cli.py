@@ -43,7 +43,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     quiet_http_logs()
     options = DemoOptions(
-        url=args.url, keys=args.key or [k for k in [os.environ.get("LLMOPS_API_KEY")] if k],
+        url=args.url, keys=args.key,
         rate=args.rate, duration=args.duration, model=args.model,
         max_requests=args.max_requests, concurrency=args.concurrency, seed=args.seed,
     )  # fmt: skip
@@ -52,14 +52,19 @@ def _demo(args: argparse.Namespace) -> int:
 
 def add_commands(subparsers: Any) -> None:
     """Register `tui`, `up` and `demo` on the daemon's `llmops` parser (see daemon/cli.py)."""
-    from daemon.settings import DEFAULT_HOST, DEFAULT_PORT, default_db_path, default_profile_path
+    from daemon.settings import (
+        DEFAULT_HOST,
+        DEFAULT_PORT,
+        add_key_options,
+        default_db_path,
+        default_profile_path,
+    )
 
     url_default = os.environ.get("LLMOPS_URL", DEFAULT_URL)
-    key_default = os.environ.get("LLMOPS_API_KEY")
 
     tui = subparsers.add_parser("tui", help="open the console on a running daemon (local or a team box)")
     tui.add_argument("--url", default=url_default, help=f"daemon URL (or LLMOPS_URL; default {DEFAULT_URL})")
-    tui.add_argument("--key", default=key_default, help="admin API key (or LLMOPS_API_KEY)")
+    add_key_options(tui)
     tui.set_defaults(func=_tui)
 
     up = subparsers.add_parser(
@@ -74,7 +79,7 @@ def add_commands(subparsers: Any) -> None:
     up.add_argument("--db", default=str(default_db_path()), help="SQLite database file")
     up.add_argument("--port", type=int, default=DEFAULT_PORT)
     up.add_argument("--host", default=DEFAULT_HOST, help=argparse.SUPPRESS)
-    up.add_argument("--key", default=key_default, help="admin API key, when the database has keys")
+    add_key_options(up, "admin API key, when the database has keys")
     up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for start-up (default 180)")
     leave = up.add_mutually_exclusive_group()
     leave.add_argument("--stop-on-exit", dest="keep_running", action="store_false",
@@ -91,9 +96,7 @@ def add_commands(subparsers: Any) -> None:
         "Bounded by --duration and --max-requests.",
     )
     demo.add_argument("--url", default=url_default)
-    demo.add_argument(
-        "--key", action="append", help="API key (or LLMOPS_API_KEY); repeat it to spread calls over keys"
-    )
+    add_key_options(demo, "API key", repeatable=True)
     demo.add_argument("--rate", type=float, default=2.0, help="requests per second (default 2)")
     demo.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60)")
     demo.add_argument(

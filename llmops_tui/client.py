@@ -220,6 +220,9 @@ class DaemonClient:
                         target.post_message(ProfileReloaded(info["ok"], info.get("name"), info.get("error")))
                     elif kind == "lagged":
                         dropped += int(orjson.loads(data).get("dropped", 1))
+                    elif kind == "error":  # e.g. the key was revoked while the stream was open
+                        error = orjson.loads(data).get("error") or {}
+                        raise DaemonError(error.get("message") or "The daemon ended the event stream.", 401)
             finally:
                 ticker.cancel()
                 flush()

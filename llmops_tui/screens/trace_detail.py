@@ -199,9 +199,12 @@ class TraceDetailScreen(LiveScreen):
 
     def on_feedback_received(self, message: FeedbackReceived) -> None:
         if message.feedback.get("trace_id") == self.trace_id and self.trace is not None:
-            feedback = self.trace.setdefault("feedback", [])
-            if all(entry.get("id") != message.feedback.get("id") for entry in feedback):
-                feedback.append(message.feedback)
+            # One rating per person: a new rating by the same person replaces theirs (same id).
+            feedback = [
+                e for e in self.trace.get("feedback") or [] if e.get("id") != message.feedback.get("id")
+            ]
+            feedback.append(message.feedback)
+            self.trace["feedback"] = feedback
             self._show_feedback(feedback)
 
     def on_daemon_reconnected(self, message: DaemonReconnected) -> None:

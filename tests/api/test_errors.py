@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from tests.daemon_process import UPSTREAM_KEY, DaemonProcess
+from tests.daemon_process import UPSTREAM_KEY, DaemonProcess, fake_profile
 from tests.fixtures.fake_openai import FakeOpenAI
 
 CHAT = "/v1/chat/completions"
@@ -37,7 +37,6 @@ def test_malformed_json(gateway: DaemonProcess) -> None:
 @pytest.mark.parametrize(
     ("body", "param", "words"),
     [
-        ({"messages": HELLO}, "model", "required"),
         ({"model": 3, "messages": HELLO}, "model", "string"),
         ({"model": "fake", "messages": "hi"}, "messages", "array"),
         ({"model": "fake", "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role", "wizard"),
@@ -66,6 +65,24 @@ def test_invalid_fields_name_the_field(
 def test_invalid_embeddings_input(gateway: DaemonProcess) -> None:
     error = error_of(post(gateway, "/v1/embeddings", json={"model": "fake-embed", "input": 5}), 400)
     assert error["param"] == "input"
+
+
+def test_a_request_without_model_uses_the_default_model(gateway: DaemonProcess) -> None:
+    response = post(gateway, json={"messages": HELLO})
+    assert response.status_code == 200 and response.headers["x-llmops-model"] == "fake"  # default_model: fake
+
+
+def test_without_model_or_default_model_is_a_404_that_says_so(
+    new_daemon: DaemonProcess, fake_upstream: FakeOpenAI
+) -> None:
+    new_daemon.profile.write_text(fake_profile(fake_upstream.base_url).replace("default_model: fake\n", ""))
+    new_daemon.start()
+    error = error_of(post(new_daemon, json={"messages": HELLO}), 404)
+    assert (
+        error["param"] == "model"
+        and "names no model" in error["message"]
+        and "default_model" in error["message"]
+    )
 
 
 def test_unknown_model_lists_available(gateway: DaemonProcess) -> None:

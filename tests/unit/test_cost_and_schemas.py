@@ -33,15 +33,26 @@ def test_valid_chat_keeps_unknown_fields() -> None:
 
 
 def test_assistant_may_have_null_content_with_tool_calls() -> None:
-    validate_chat(
-        {
-            "model": "m",
-            "messages": [
-                {"role": "assistant", "content": None, "tool_calls": []},
-                {"role": "tool", "content": "x"},
-            ],
-        }
-    )
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "assistant", "content": None, "tool_calls": []},
+            {"role": "tool", "content": "x"},
+        ],
+    }
+    assert validate_chat(body) is body
+    with pytest.raises(InvalidRequest) as caught:  # a user's message may not be null
+        validate_chat({"model": "m", "messages": [{"role": "user", "content": None}]})
+    assert caught.value.param == "messages[0].content"
+
+
+def test_model_is_optional_but_a_string() -> None:
+    """Without it the profile's default_model serves (the gateway decides)."""
+    body = {"messages": [{"role": "user", "content": "x"}]}
+    assert validate_chat(body) is body
+    with pytest.raises(InvalidRequest) as caught:
+        validate_chat({**body, "model": ""})
+    assert caught.value.param == "model"
 
 
 @pytest.mark.parametrize("value", [True, 1.5, "3"])
@@ -53,7 +64,8 @@ def test_max_tokens_must_be_an_integer(value: object) -> None:
 
 @pytest.mark.parametrize("value", ["text", ["a", "b"], [1, 2, 3], [[1, 2]]])
 def test_embedding_inputs(value: object) -> None:
-    validate_embeddings({"model": "m", "input": value})
+    body = {"model": "m", "input": value}
+    assert validate_embeddings(body) is body
 
 
 @pytest.mark.parametrize("value", ["", [], [1, "a"], {"a": 1}])
