@@ -42,6 +42,7 @@ def _gateway_server(config: Any, app: Any) -> Any:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from daemon.api.http_protocol import GatewayHttpProtocol
     from daemon.app import create_app, prepare_database
     from daemon.config.loader import ProfileError, load_profile
     from daemon.storage import db
@@ -70,8 +71,11 @@ def _serve(args: argparse.Namespace) -> int:
             )
             return 2
     app = create_app(settings, profile)
+    # httptools with deadlines for slow clients, a connection cap and OpenAI-shaped errors of its
+    # own; they are the profile's `server:` settings as they are now (a reload does not change them).
+    http = GatewayHttpProtocol.configured(profile.server)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, loop="uvloop", http="httptools",
+        app, host=settings.host, port=settings.port, loop="uvloop", http=http,
         log_level=args.log_level, access_log=False, timeout_graceful_shutdown=30, lifespan="on",
     )  # fmt: skip
     server = _gateway_server(config, app)

@@ -93,8 +93,38 @@ class AnthropicModel(RemoteModel):
 ModelConfig = Annotated[LlamaCppModel | OpenAIModel | AnthropicModel, Field(discriminator="provider")]
 
 
+_READ_AT_START = "; read when `serve` starts: a profile reload does not change it"
+
+
 class ServerConfig(Strict):
+    """How the daemon serves HTTP. The deadlines and the cap protect it from slow and idle clients
+    (daemon/api/http_protocol.py). They live in the profile rather than in `serve` flags so that one
+    validated file says how a gateway serves, beside `max_body_bytes`; but uvicorn builds its
+    listener once, so unlike the rest of the profile they take effect only at the next start."""
+
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    header_timeout: float = Field(
+        default=10.0, gt=0,
+        description="seconds for a request's line and headers to arrive, from its first byte (a new "
+        "connection's: from the connect); then a JSON 408, or a bare close if nothing came"
+        + _READ_AT_START,
+    )  # fmt: skip
+    body_timeout: float = Field(
+        default=30.0, gt=0,
+        description="seconds for a request's whole body to arrive after its headers; then a JSON 408"
+        + _READ_AT_START,
+    )  # fmt: skip
+    idle_timeout: float = Field(
+        default=15.0, gt=0,
+        description="seconds a keep-alive connection may wait for its next request; longer than the "
+        "OpenAI SDK's (httpx's) 5 s pool expiry, so a client does not reuse a connection just as it "
+        "closes" + _READ_AT_START,
+    )  # fmt: skip
+    max_connections: int = Field(
+        default=1024, ge=1,
+        description="open connections at most; one more is answered with a JSON 503 and closed"
+        + _READ_AT_START,
+    )  # fmt: skip
 
 
 class TracesConfig(Strict):

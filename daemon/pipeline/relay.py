@@ -96,8 +96,8 @@ class Relay:
 
     async def _run(self) -> AsyncGenerator[bytes]:
         ctx, upstream = self.ctx, self.upstream
+        held: list[bytes] = []  # events read but not sent yet: they leave with what follows them
         try:
-            held: list[bytes] = []
             if self.first is not None:
                 if self._take(self.first, held):
                     yield b"".join(held)
@@ -111,12 +111,12 @@ class Relay:
             yield b"".join(held)
         except GatewayError as exc:
             await self._fail(exc)
-            yield _error_event(exc)
+            yield b"".join((*held, _error_event(exc)))  # the client gets all the trace says it got
         except Exception:  # a bug or an unforeseen failure mid-stream: still an error, not a disconnect
             log.exception("a stream failed")
             error = internal_error()
             await self._fail(error)
-            yield _error_event(error)
+            yield b"".join((*held, _error_event(error)))
         finally:
             await _close(upstream)
             if not ctx.ended:  # the client went away mid-stream

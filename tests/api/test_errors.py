@@ -6,7 +6,7 @@ import httpx
 import openai
 import pytest
 
-from tests.daemon_process import UPSTREAM_KEY, DaemonProcess, fake_profile
+from tests.daemon_process import DaemonProcess, fake_profile
 from tests.fixtures.fake_openai import FakeOpenAI
 
 CHAT = "/v1/chat/completions"
@@ -115,70 +115,11 @@ def test_unknown_route_and_method(gateway: DaemonProcess) -> None:
     error_of(httpx.get(gateway.url + CHAT), 405)
 
 
-def test_upstream_5xx_is_retried_then_succeeds(gateway: DaemonProcess, fake_upstream: FakeOpenAI) -> None:
-    fake_upstream.inject(status=503, count=2)
-    before = len(fake_upstream.requests)
-    response = post(gateway, json={"model": "fake", "messages": HELLO})
-    assert response.status_code == 200
-    assert len(fake_upstream.requests) - before == 3
-
-
-def test_upstream_429_honours_retry_after(gateway: DaemonProcess, fake_upstream: FakeOpenAI) -> None:
-    fake_upstream.inject(status=429, count=1, retry_after="0.3")
-    response = post(gateway, json={"model": "fake", "messages": HELLO})
-    assert response.status_code == 200
-    assert float(response.headers["x-llmops-overhead-ms"]) < 300  # the wait is upstream time, not ours
-
-
-def test_upstream_failure_is_502_naming_upstream_not_key(
-    gateway: DaemonProcess, fake_upstream: FakeOpenAI
-) -> None:
-    fake_upstream.inject(status=500)  # every attempt fails
-    response = post(gateway, json={"model": "fake", "messages": HELLO})
-    error = error_of(response, 502)
-    assert "'fake'" in error["message"] and "500" in error["message"]
-    assert UPSTREAM_KEY not in response.text
-    row = httpx.get(f"{gateway.url}/admin/traces/{response.headers['x-llmops-trace-id']}").json()
-    assert row["status"] == "error" and row["http_status"] == 502 and "500" in row["error"]
-
-
 def test_upstream_4xx_is_not_retried(gateway: DaemonProcess, fake_upstream: FakeOpenAI) -> None:
     fake_upstream.inject(status=400, count=1)
     before = len(fake_upstream.requests)
     error_of(post(gateway, json={"model": "fake", "messages": HELLO}), 502)
     assert len(fake_upstream.requests) - before == 1
-
-
-def test_upstream_timeout_is_504(gateway: DaemonProcess, fake_upstream: FakeOpenAI) -> None:
-    fake_upstream.inject(delay=1.5)  # the profile's read timeout is 1 s, retries 2
-    error = error_of(post(gateway, json={"model": "fake", "messages": HELLO, "stream": True}), 504)
-    assert "'fake'" in error["message"] and "timed out" in error["message"]
-
-
-def test_upstream_unreachable_is_502(new_daemon: DaemonProcess) -> None:
-    from tests.daemon_process import fake_profile
-    from tests.fixtures.fake_openai import free_port
-
-    new_daemon.profile.write_text(fake_profile(f"http://127.0.0.1:{free_port()}/v1"))
-    new_daemon.start()
-    error = error_of(post(new_daemon, json={"model": "fake", "messages": HELLO}), 502)
-    assert "could not be reached" in error["message"]
-
-
-@pytest.mark.parametrize("mode", ["broken_json", "error_event", "no_done"])
-def test_broken_upstream_stream_ends_with_an_error_event(
-    gateway: DaemonProcess, fake_upstream: FakeOpenAI, mode: str
-) -> None:
-    fake_upstream.inject(stream=mode, count=1)
-    sdk = openai.OpenAI(base_url=gateway.url + "/v1", api_key="x", max_retries=0)
-    stream = sdk.chat.completions.create(
-        model="fake", messages=[{"role": "user", "content": "one two three four five six"}], stream=True
-    )
-    with pytest.raises(openai.APIError) as caught:
-        list(stream)
-    assert "fake" in str(caught.value)
-    row = httpx.get(f"{gateway.url}/admin/traces", params={"limit": 1}).json()["data"][0]
-    assert row["status"] == "error" and row["http_status"] == 502 and row["stream"] is True
 
 
 def test_missing_gguf_is_503_and_daemon_keeps_serving(
