@@ -170,6 +170,12 @@ def _keys_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    from daemon.cli_models import run_models
+
+    return run_models(args)
+
+
 def _status(args: argparse.Namespace) -> int:
     import httpx
 
@@ -238,6 +244,13 @@ def add_commands(sub: Any) -> None:
             p.add_argument("--admin", action="store_true", help="may use /admin and the console")
         if name == "list":
             p.add_argument("--json", action="store_true")
+
+    models = sub.add_parser("models", help="a profile's models: where each comes from, its size, its state")
+    models.add_argument("--profile", default=str(default_profile_path()), help="profile YAML")
+    models.add_argument("--url", default=url_default, help="a running daemon to ask for each model's state")
+    add_key_options(models)
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(func=_models)
 
     status = sub.add_parser("status", help="daemon health, profile, models")
     status.add_argument("--url", default=url_default)

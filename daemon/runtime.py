@@ -50,6 +50,7 @@ class ModelEntry:
     provider: Provider
     price: UnitPrice | None
     shadow_price: UnitPrice | None
+    defaults: dict[str, Any] = field(default_factory=dict)  # request parameters a call gets if unset
 
     @property
     def upstream_model(self) -> str:
@@ -124,7 +125,9 @@ def build_runtime(
     for name, config in profile.models.items():
         old = carried.get(name)
         provider = old.provider if old is not None and old.config == config else build_provider(name, config)
-        models[name] = ModelEntry(name, config, provider, _unit(config.price), _shadow_price(config, profile))
+        defaults = config.defaults.model_dump(exclude_none=True) if config.defaults else {}
+        price, shadow = _unit(config.price), _shadow_price(config, profile)
+        models[name] = ModelEntry(name, config, provider, price, shadow, defaults)
     runtime = Runtime(profile, path, models, build_stages(stages, profile, services))
     runtime.drained.set()
     return runtime

@@ -6,6 +6,7 @@ storage, the event bus, auth, the runtimes and the gateway. Stages that keep sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from daemon.events import EventBus
 from daemon.gateway import Gateway
 from daemon.pipeline.ending import Ending
 from daemon.pipeline.stage import StageFactory
-from daemon.runtime import Runtimes, build_runtime, start_eager
+from daemon.runtime import ModelEntry, Runtime, Runtimes, build_runtime, start_eager
 from daemon.settings import Settings
 from daemon.storage.writer import Writer
 
@@ -41,7 +42,9 @@ class Services:
         self.bus = EventBus()
         self.authenticator = Authenticator(auth_reader, loopback=settings.loopback)
         self.stages = tuple(stages)
-        self.runtimes = Runtimes(build_runtime(profile, settings.profile_path, None, self.stages, self))
+        self.runtimes = Runtimes(
+            self._watched(build_runtime(profile, settings.profile_path, None, self.stages, self))
+        )
         self.gateway = Gateway(self.runtimes, Ending(writer, self.bus))
         self.started_at = time.time()
         self.loop = asyncio.get_running_loop()
@@ -61,7 +64,7 @@ class Services:
             log.error("profile reload rejected, the previous profile keeps serving: %s", exc)
             self.bus.publish("profile", {"ok": False, "error": self.profile_error})
             return
-        new = build_runtime(profile, path, self.runtimes.current, self.stages, self)
+        new = self._watched(build_runtime(profile, path, self.runtimes.current, self.stages, self))
         self.runtimes.replace(new)
         self.profile_error = None
         self.reloads += 1
@@ -69,22 +72,22 @@ class Services:
         log.info("profile %s reloaded from %s (%d models)", profile.name, path, len(profile.models))
         self.bus.publish("profile", {"ok": True, "name": profile.name})
 
+    def _watched(self, runtime: Runtime) -> Runtime:
+        """Local models tell the console when they start and finish converting or loading."""
+        for entry in runtime.models.values():
+            if hasattr(entry.provider, "on_activity"):
+                entry.provider.on_activity = self._model_changed
+        return runtime
+
+    def _model_changed(self, provider: Any) -> None:
+        """On a model's worker thread: publish its state on the event loop."""
+        entry = self.runtimes.current.models.get(provider.name)
+        if entry is not None and entry.provider is provider:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody listens
+                self.loop.call_soon_threadsafe(self.bus.publish, "model", model_state(entry))
+
     def status(self) -> dict[str, Any]:
         runtime = self.runtimes.current
-        models = []
-        for name, entry in runtime.models.items():
-            provider = entry.provider
-            models.append({
-                "name": name,
-                "provider": entry.config.provider,
-                "embedding": bool(getattr(entry.config, "embedding", False)),
-                "loaded": getattr(provider, "loaded", None),
-                "load_seconds": getattr(provider, "load_seconds", None),
-                "load_error": getattr(provider, "load_error", None),
-                "generated_tokens": getattr(provider, "generated_tokens", None),
-                "cancelled_generations": getattr(provider, "cancelled_generations", None),
-                "price": entry.price and {"input": entry.price.input, "output": entry.price.output},
-            })  # fmt: skip
         return {
             "status": "ok",
             "version": __version__,
@@ -92,6 +95,7 @@ class Services:
             "auth": "keys" if self.authenticator.key_mode else "local",
             "profile": {
                 "name": runtime.profile.name,
+                "default_model": runtime.profile.default_model,
                 "path": str(self.settings.profile_path),
                 "loaded_at": runtime.loaded_at,
                 "reloads": self.reloads,
@@ -99,7 +103,7 @@ class Services:
             },
             "stages": [stage.name for stage in runtime.stages.stages],
             "in_flight": runtime.in_flight,
-            "models": models,
+            "models": [model_state(entry) for entry in runtime.models.values()],
             "database": str(self.settings.db_path),
             "writer_commits": self.writer.commits,
             "writer_alive": self.writer.alive,
@@ -110,3 +114,20 @@ class Services:
     async def drain(self) -> None:
         """At shutdown, once connections have closed: close every provider."""
         await self.runtimes.close()
+
+
+def model_state(entry: ModelEntry) -> dict[str, Any]:
+    """A model as /admin/status and the `model` event show it."""
+    provider = entry.provider
+    return {
+        "name": entry.name,
+        "provider": entry.config.provider,
+        "embedding": bool(getattr(entry.config, "embedding", False)),
+        "loaded": getattr(provider, "loaded", None),
+        "activity": getattr(provider, "activity", None),
+        "load_seconds": getattr(provider, "load_seconds", None),
+        "load_error": getattr(provider, "load_error", None),
+        "generated_tokens": getattr(provider, "generated_tokens", None),
+        "cancelled_generations": getattr(provider, "cancelled_generations", None),
+        "price": entry.price and {"input": entry.price.input, "output": entry.price.output},
+    }

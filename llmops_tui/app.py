@@ -20,6 +20,7 @@ from llmops_tui.messages import (
     DaemonDisconnected,
     DaemonReconnected,
     FeedbackReceived,
+    ModelChanged,
     ProfileReloaded,
     TracesReceived,
 )
@@ -87,6 +88,11 @@ class LlmopsApp(App[None]):
         self.connection = self.connection.up(message.status)
         self.notify(f"Reconnected to the daemon after {message.down_seconds:.0f} s.", timeout=4)
         self._forward(lambda: DaemonReconnected(message.status, message.down_seconds))
+
+    def on_model_changed(self, message: ModelChanged) -> None:
+        self.connection = self.connection.model(message.state)
+        if message.state.get("load_error"):
+            self.notify(message.state["load_error"], severity="error", timeout=8)
 
     def on_daemon_disconnected(self, message: DaemonDisconnected) -> None:
         self.connection = self.connection.down(message.reason, message.retry_in, message.attempt)

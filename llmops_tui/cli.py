@@ -104,7 +104,7 @@ def add_commands(subparsers: Any) -> None:
     )
     demo.add_argument("--concurrency", type=int, default=8, help="requests in flight at most (default 8)")
     demo.add_argument(
-        "--model", default=None, help="one chat model (default: every chat model, mostly the first listed)"
+        "--model", default=None, help="the chat model to call (default: the profile's default model)"
     )
     demo.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable workload")
     demo.set_defaults(func=_demo)

@@ -22,6 +22,7 @@ from llmops_tui.messages import (
     DaemonDisconnected,
     DaemonReconnected,
     FeedbackReceived,
+    ModelChanged,
     ProfileReloaded,
     TracesReceived,
 )
@@ -218,6 +219,8 @@ class DaemonClient:
                     elif kind == "profile":
                         info = orjson.loads(data)
                         target.post_message(ProfileReloaded(info["ok"], info.get("name"), info.get("error")))
+                    elif kind == "model":
+                        target.post_message(ModelChanged(orjson.loads(data)))
                     elif kind == "lagged":
                         dropped += int(orjson.loads(data).get("dropped", 1))
                     elif kind == "error":  # e.g. the key was revoked while the stream was open

@@ -145,10 +145,12 @@ async def _call(http: httpx.AsyncClient, path: str, body: dict[str, Any]) -> tup
 
 
 async def _models(http: httpx.AsyncClient) -> tuple[list[str], list[str]]:
-    """(chat models, embedding models) the daemon serves."""
+    """(chat models, embedding models) the daemon serves; its default chat model first."""
     response = await http.get("/admin/status")
     if response.status_code == 200:
-        models = response.json()["models"]
+        status = response.json()
+        default = status["profile"].get("default_model")
+        models = sorted(status["models"], key=lambda m: m["name"] != default)
         return [m["name"] for m in models if not m["embedding"]], [
             m["name"] for m in models if m["embedding"]
         ]
@@ -171,7 +173,8 @@ async def run_demo(options: DemoOptions) -> int:
             print(f"llmops: no daemon answering at {options.url} ({type(exc).__name__}). "
                   "Start one: llmops up", file=sys.stderr)  # fmt: skip
             return 1
-        models = [options.model] if options.model else chat
+        # The default model, as a client that names none gets it (--model picks another).
+        models = [options.model] if options.model else chat[:1]
         if not models:
             print("llmops: the daemon serves no chat model; pass --model", file=sys.stderr)
             return 1

@@ -98,10 +98,11 @@ def wait_until_ready(
             status = httpx.get(f"{url}/admin/status", headers=headers, timeout=2.0).json()
         except (httpx.HTTPError, ValueError):
             status = {}
-        loaded = {m["name"]: m.get("loaded") for m in status.get("models", [])}
-        if not loaded:  # no admin access: the console will show the models' state
+        states = {m["name"]: m for m in status.get("models", [])}
+        if not states:  # no admin access: the console will show the models' state
             break
-        waiting = [name for name in models if loaded.get(name) is False]
+        # A model that failed to load is not waited for: the console shows why.
+        waiting = [name for name in models if _still_loading(states.get(name))]
         if not waiting:
             break
         if proc.poll() is not None:
@@ -109,9 +110,18 @@ def wait_until_ready(
         if time.monotonic() > deadline:
             progress.done(f"still loading {', '.join(waiting)}; opening the console anyway")
             break
-        progress.show(f"loading model {', '.join(waiting)}")
+        doing = [f"{states[name].get('activity') or 'loading'} {name}" for name in waiting]
+        progress.show(
+            ", ".join(doing)
+            + " (a conversion happens once, on first use)"
+            * any(states[name].get("activity") == "converting" for name in waiting)
+        )
         sleep(0.3)
     return None
+
+
+def _still_loading(state: dict[str, Any] | None) -> bool:
+    return state is not None and state.get("loaded") is False and not state.get("load_error")
 
 
 def log_tail(path: Path, lines: int = 15) -> str:

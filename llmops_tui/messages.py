@@ -61,3 +61,11 @@ class ProfileReloaded(DaemonMessage, bubble=False):
         self.ok = ok
         self.name = name
         self.error = error
+
+
+class ModelChanged(DaemonMessage, bubble=False):
+    """A local model started or finished converting or loading (`state` as /admin/status shows it)."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        super().__init__()
+        self.state = state

@@ -62,6 +62,12 @@ class DaemonProcess:
         return [sys.executable, "-m", "daemon", *args]
 
     def start(self, timeout: float = 120.0) -> DaemonProcess:
+        self.start_background()
+        self.wait_healthy(timeout)
+        return self
+
+    def start_background(self) -> DaemonProcess:
+        """Start the process and return at once (`wait_healthy` waits for it)."""
         self.log_path = self.db.with_suffix(f".{self.port}.log")
         log = self.log_path.open("ab")
         args = [
@@ -84,7 +90,6 @@ class DaemonProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, "FAKE_KEY": UPSTREAM_KEY, **self.env},
         )
-        self.wait_healthy(timeout)
         return self
 
     def wait_healthy(self, timeout: float) -> None:

@@ -38,9 +38,22 @@ class Timeouts(Strict):
         return self.read if self.idle is None else self.idle
 
 
+class RequestDefaults(Strict):
+    """Parameters a chat request gets when it does not set them itself: a small model that drifts
+    needs a cap and a stop; a client's own values always win."""
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    stop: list[str] | None = Field(default=None, max_length=4)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+
+
 class _ModelBase(Strict):
     price: Price | None = None
     description: str = ""
+    defaults: RequestDefaults | None = None
 
 
 class LlamaCppModel(_ModelBase):
@@ -52,6 +65,8 @@ class LlamaCppModel(_ModelBase):
     n_threads: int | None = Field(default=None, ge=1)
     load: Literal["lazy", "eager"] = "lazy"
     shadow_price: str | Price | None = None
+    # llama.cpp's penalty on tokens it has just produced (1 = none): tiny models loop without it
+    repeat_penalty: float | None = Field(default=None, ge=1, le=2)
 
 
 class RemoteModel(_ModelBase):

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from daemon.config.schema import LlamaCppModel
 from daemon.core.cost import Usage, cost_usd
+from daemon.core.request import with_defaults
 from daemon.core.trace import Attempt
 from daemon.errors import GatewayError
 from daemon.pipeline.context import Context
@@ -38,13 +39,14 @@ async def first_answer(
         ctx.attempts.append(attempt)
         started = time.perf_counter()
         try:
-            answer = await call(entry, Call(ctx.body, entry.name, entry.upstream_model))
+            body = with_defaults(ctx.body, entry.defaults) if entry.defaults else ctx.body
+            answer = await call(entry, Call(body, entry.name, entry.upstream_model))
         except GatewayError as exc:
             attempt.status, attempt.http_status, attempt.error = "error", exc.status, exc.message
             attempt.latency_ms = ms(started)
             if index == last or not exc.fallback:
                 raise
-            ctx.decide("fallback", ctx.candidates[index + 1].name, f"{entry.name}: {exc.message}")
+            ctx.decide("fallback", ctx.candidates[index + 1].name, f"{entry.name} failed with {exc.status}")
             continue
         except asyncio.CancelledError:
             attempt.status, attempt.http_status, attempt.error = "cancelled", 499, "client disconnected"

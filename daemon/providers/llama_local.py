@@ -36,7 +36,7 @@ from daemon.providers.llama_translate import (
     embedding_inputs,
     encoding_format,
 )
-from daemon.providers.model_files import resolve_model_path
+from daemon.providers.model_files import describe_source, resolve_model_path
 from daemon.providers.wire import StreamFrame
 
 if TYPE_CHECKING:
@@ -171,6 +171,9 @@ class LlamaCppProvider:
         self.config = config
         self.load_seconds: float | None = None
         self.load_error: str | None = None
+        self.activity: str | None = None  # "converting" or "loading" while the worker prepares the model
+        # Called on the worker thread when `activity` changes (the daemon tells the console).
+        self.on_activity: Callable[[LlamaCppProvider], None] | None = None
         self.generated_tokens = 0  # tokens sampled by all generations, cancelled ones too
         self.cancelled_generations = 0  # generations stopped early because their caller left
         self._llm: Llama | None = None
@@ -197,7 +200,7 @@ class LlamaCppProvider:
 
     async def complete(self, call: Call) -> Completion:
         self._require(embedding=False)
-        arguments = chat_arguments(call.body, self.config.chat_format)
+        arguments = chat_arguments(call.body, self.config.chat_format, self.config.repeat_penalty)
         generation = _Generation()
         response = await self._run(
             lambda llm: self._chat(llm, arguments, generation), generation.cancel, priority=call.priority
@@ -206,7 +209,7 @@ class LlamaCppProvider:
 
     async def stream(self, call: Call) -> AsyncGenerator[Chunk]:
         self._require(embedding=False)
-        arguments = chat_arguments(call.body, self.config.chat_format)
+        arguments = chat_arguments(call.body, self.config.chat_format, self.config.repeat_penalty)
         generation = _Generation()
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[str | Finished | _Failed] = asyncio.Queue()
@@ -332,16 +335,29 @@ class LlamaCppProvider:
         if self._closed:
             raise ModelUnavailable(f"Model {self.name!r} has been shut down.")
         if self._llm is None:
-            self._llm = self._load()
+            try:
+                self._llm = self._load()
+            finally:
+                self._set_activity(None)  # loaded (or failed): either way the state says which
         return self._llm
+
+    def _set_activity(self, activity: str | None) -> None:
+        if activity == self.activity:
+            return
+        self.activity = activity
+        if self.on_activity is not None:
+            self.on_activity(self)
 
     def _load(self) -> Llama:
         started = time.perf_counter()
+        # A registry model may need building first (MiniLM is converted to GGUF on first use).
+        self._set_activity("converting" if describe_source(self.config.path).needs_conversion else "loading")
         try:
             path = resolve_model_path(self.name, self.config.path)
         except ModelUnavailable as exc:
             self.load_error = exc.message
             raise
+        self._set_activity("loading")
         try:
             from llama_cpp import Llama
 

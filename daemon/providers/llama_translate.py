@@ -22,7 +22,9 @@ _NO_SYSTEM_ROLE = frozenset({"gemma"})
 # --- OpenAI body -> llama arguments ---------------------------------------------------------
 
 
-def chat_arguments(body: dict[str, Any], chat_format: str | None = None) -> dict[str, Any]:
+def chat_arguments(
+    body: dict[str, Any], chat_format: str | None = None, repeat_penalty: float | None = None
+) -> dict[str, Any]:
     """create_chat_completion's keyword arguments for an OpenAI chat body; unusable fields dropped."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -45,6 +47,8 @@ def chat_arguments(body: dict[str, Any], chat_format: str | None = None) -> dict
     response_format = _response_format(body.get("response_format"))
     if response_format is not None:
         arguments["response_format"] = response_format
+    if repeat_penalty is not None:
+        arguments["repeat_penalty"] = repeat_penalty
     return arguments
 
 

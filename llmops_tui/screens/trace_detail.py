@@ -100,18 +100,21 @@ def path_table(trace: dict[str, Any]) -> Group | None:
             lines.append(f" ({decision['reason']})", style="dim")
         lines.append("\n")
     table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
-    for column in ("#", "model", "provider", "status", "latency", "tokens in/out", "cost", "error"):
-        table.add_column(column, overflow="fold" if column == "error" else "ellipsis",
-                         no_wrap=column != "error")  # fmt: skip
+    for column in ("#", "model", "provider", "status", "latency", "tokens in/out", "cost"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
+    failures = Text()
     for number, attempt in enumerate(attempts, 1):
         ok = attempt["status"] == "ok"
         table.add_row(
             str(number), attempt["model"], attempt["provider"],
             Text(f"{attempt['status']} {attempt['http_status']}", style="green" if ok else "red"),
             fmt.ms(attempt.get("latency_ms")), f"{attempt['prompt_tokens']}/{attempt['completion_tokens']}",
-            fmt.usd(attempt.get("cost_usd")), Text(attempt.get("error") or "", style="red"),
+            fmt.usd(attempt.get("cost_usd")),
         )  # fmt: skip
-    return Group(lines, table) if attempts else Group(lines)
+        if attempt.get("error"):
+            failures.append(f"{number}: ", style="bold")
+            failures.append(f"{attempt['error']}\n", style="red")
+    return Group(lines, table, failures) if attempts else Group(lines)
 
 
 def _slow_style(latency: float | None) -> str:

@@ -40,6 +40,8 @@ def status_text(conn: Connection, rate: float) -> str:
         parts.append(f"[$text-muted]profile[/] [b]{escape(conn.profile)}[/]")
     if conn.state == "connected":
         parts.append(f"{rate:.1f}[$text-muted] traces/s[/]")
+    for model, activity in conn.busy:  # a conversion or a load in progress, as it happens
+        parts.append(f"[b $warning]◌ {escape(activity)} {escape(model)}…[/]")
     if conn.models:
         parts.append(f"[$text-muted]{len(conn.models)} model{'s' * (len(conn.models) != 1)}[/]")
     if conn.auth:

@@ -62,7 +62,9 @@ def test_keys_lifecycle_and_roles(keyed: DaemonProcess) -> None:
     revoked = keyed.cli("keys", "revoke", "alice", "--db", str(keyed.db))
     assert revoked.returncode == 0
     after = wait_for_status(  # the README promises 2 s; a little more to notice it
-        lambda: httpx.post(chat, json={"model": "fake", "messages": HELLO}, headers=as_alice), 401, timeout=2.5
+        lambda: httpx.post(chat, json={"model": "fake", "messages": HELLO}, headers=as_alice),
+        401,
+        timeout=2.5,
     )
     assert after.status_code == 401
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -175,6 +176,20 @@ def seed_database(db: Path, count: int) -> None:
         f"INSERT INTO traces ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})",
         sorted(rows, key=lambda r: r["ts"]),  # seq follows time, as in a real database
     )
+    # The newest trace (the one the detail snapshot opens) fell back: a failed attempt, then the served one.
+    seq, model, provider, status, latency, prompt, completion, cost = conn.execute(
+        "SELECT seq, served_model, provider, status, latency_ms, prompt_tokens, completion_tokens, cost_usd"
+        " FROM traces ORDER BY ts DESC LIMIT 1"
+    ).fetchone()
+    failure = "Upstream 'claude-haiku' answered HTTP 529: overloaded (3 attempts)"
+    conn.executemany(
+        "INSERT INTO attempts (trace_seq, n, model, provider, status, http_status, error, latency_ms,"
+        " prompt_tokens, completion_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(seq, 0, "claude-haiku", "anthropic", "error", 502, failure, latency * 0.3, 0, 0, 0.0),
+         (seq, 1, model, provider, status, 200, None, latency * 0.6, prompt, completion, cost)],
+    )  # fmt: skip
+    decisions = [{"stage": "fallback", "outcome": model, "reason": "claude-haiku failed with 502"}]
+    conn.execute("UPDATE traces SET decisions = ? WHERE seq = ?", (json.dumps(decisions), seq))
     conn.executemany(
         "INSERT INTO feedback (trace_id, kind, score, comment, rated_by, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         [

@@ -86,13 +86,23 @@ def test_up_reports_a_daemon_that_cannot_start(tmp_path: Path, capsys: pytest.Ca
     assert "the daemon exited" in capsys.readouterr().err
 
 
+async def test_demo_calls_the_model_it_is_given(live_daemon: DaemonProcess) -> None:
+    before = {t["id"] for t in await traces_api(live_daemon.url)}
+    options = DemoOptions(
+        url=live_daemon.url, rate=40, duration=10, max_requests=12, seed=3, model="fake-mini"
+    )
+    assert await run_demo(options) == 0
+    new = [t for t in await traces_api(live_daemon.url) if t["id"] not in before]
+    assert {t["served_model"] for t in new if t["status"] == "ok"} == {"fake-mini"}
+
+
 async def test_demo_sends_a_mixed_workload_through_the_gateway(live_daemon: DaemonProcess) -> None:
     before = {t["id"] for t in await traces_api(live_daemon.url)}
     options = DemoOptions(url=live_daemon.url, rate=40, duration=10, max_requests=60, seed=11)
     assert await run_demo(options) == 0
     new = [t for t in await traces_api(live_daemon.url) if t["id"] not in before]
     assert len(new) == 60
-    assert {t["served_model"] for t in new if t["status"] == "ok"} == {"fake", "fake-mini"}
+    assert {t["served_model"] for t in new if t["status"] == "ok"} == {"fake"}  # the profile's default model
     assert any(t["stream"] for t in new) and any(not t["stream"] for t in new)
     assert any(t["status"] == "error" and t["http_status"] == 404 for t in new)  # a mistyped model
     prompts = []

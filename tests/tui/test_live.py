@@ -111,7 +111,7 @@ async def test_rating_from_the_table_is_stored_and_shown(live_daemon: DaemonProc
         await pilot.press("minus")
         await wait_for(pilot, lambda: app.ratings.get(older) == "down", "the thumbs down")
         saved = await feedback_of(live_daemon.url, older)
-        assert [(f["kind"], f["score"]) for f in saved] == [("stars", 4), ("thumbs", -1)]
+        assert [(f["kind"], f["score"]) for f in saved] == [("thumbs", -1)]  # one rating a person: replaced
         assert cell_text("rating", table(app).rows[1], app.ratings.get(older)) == "▼"
 
 

@@ -198,3 +198,17 @@ async def test_the_client_batches_a_fast_stream_into_few_messages() -> None:
     assert isinstance(target.messages[0], DaemonConnected)
     assert [t["seq"] for b in batches for t in b.traces] == list(range(1000))
     assert len(batches) <= 8
+
+
+def test_the_status_line_shows_a_model_converting_then_forgets_it() -> None:
+    from llmops_tui.state import Connection
+    from llmops_tui.widgets.status_bar import status_text
+
+    status = {"profile": {"name": "default"}, "auth": "local",
+              "models": [{"name": "local-smol", "activity": None}, {"name": "minilm", "activity": "converting"}]}  # fmt: skip
+    conn = Connection("http://daemon").up(status)
+    assert "converting minilm" in status_text(conn, 0.0)
+    loading = conn.model({"name": "minilm", "activity": "loading"})
+    assert "loading minilm" in status_text(loading, 0.0) and "converting" not in status_text(loading, 0.0)
+    done = loading.model({"name": "minilm", "activity": None, "loaded": True})
+    assert "minilm" not in status_text(done, 0.0) and "2 models" in status_text(done, 0.0)
