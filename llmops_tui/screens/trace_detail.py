@@ -92,17 +92,16 @@ def path_table(trace: dict[str, Any]) -> Group | None:
     attempts = trace.get("attempts") or []
     if not decisions and not attempts:
         return None
-    lines = Text()
+    said = []
     for decision in decisions:
-        lines.append(f"{decision['stage']}: ", style="bold")
-        lines.append(decision["outcome"])
+        line = Text.assemble((f"{decision['stage']}: ", "bold"), decision["outcome"])
         if decision.get("reason"):
-            lines.append(f" ({decision['reason']})", style="dim")
-        lines.append("\n")
+            line.append(f" ({decision['reason']})", style="dim")
+        said.append(line)
     table = Table(box=None, padding=(0, 1), show_edge=False, header_style="bold")
     for column in ("#", "model", "provider", "status", "latency", "tokens in/out", "cost"):
         table.add_column(column, no_wrap=True, overflow="ellipsis")
-    failures = Text()
+    failures = []
     for number, attempt in enumerate(attempts, 1):
         ok = attempt["status"] == "ok"
         table.add_row(
@@ -112,9 +111,8 @@ def path_table(trace: dict[str, Any]) -> Group | None:
             fmt.usd(attempt.get("cost_usd")),
         )  # fmt: skip
         if attempt.get("error"):
-            failures.append(f"{number}: ", style="bold")
-            failures.append(f"{attempt['error']}\n", style="red")
-    return Group(lines, table, failures) if attempts else Group(lines)
+            failures.append(Text.assemble((f"{number}: ", "bold"), (attempt["error"], "red")))
+    return Group(*said, *([table] if attempts else []), *failures)
 
 
 def _slow_style(latency: float | None) -> str:
