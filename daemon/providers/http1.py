@@ -1,8 +1,8 @@
 """A lean HTTP/1.1 keep-alive client for plain `http://` upstreams (local vLLM, Ollama, fakes).
 
 Why not aiohttp here: through a bare proxy on 2 cores its client cost ~0.27 ms CPU per call and
-added ~0.2 ms at concurrency 1 over a client on raw asyncio streams (DESIGN.md, Providers). This
-one does only what a JSON POST to an API needs: one request at a time per pooled connection,
+added ~0.2 ms at concurrency 1 over a client on raw asyncio streams (README, Architecture: "Remote
+calls"). This one does only what a JSON POST to an API needs: one request at a time per pooled connection,
 responses parsed by httptools (the parser uvicorn uses), reads of "whatever arrived" for SSE.
 TLS upstreams keep aiohttp (see remote.py).
 

@@ -1,7 +1,7 @@
 """A pooled HTTP client for remote providers: deadlines, retries, error mapping, scrubbed errors.
 
-The client decides the gateway's ceiling (DESIGN.md, Providers). Plain `http://` upstreams go
-through our lean HTTP/1.1 pool (http1.py: ~half the added latency and CPU of aiohttp's client);
+The client decides the gateway's ceiling (README, Architecture: "Remote calls"). Plain `http://`
+upstreams go through our lean HTTP/1.1 pool (http1.py: ~half the added latency and CPU of aiohttp's client);
 `https://` ones through aiohttp (TLS, proxies, everything else), which served ~2.5x the requests
 per second of httpx's AsyncClient.
 

@@ -1,4 +1,4 @@
-"""The import boundaries of DESIGN.md, checked in fresh interpreters."""
+"""The import boundaries the README's architecture section states, checked in fresh interpreters."""
 
 from __future__ import annotations
 
