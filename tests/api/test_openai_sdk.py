@@ -56,10 +56,10 @@ def test_sync_streaming_with_usage(gateway: DaemonProcess) -> None:
     assert text == "Echo: one two three four"
     usage = chunks[-1].usage
     assert usage is not None and not chunks[-1].choices
-    rows = httpx.get(f"{gateway.url}/admin/traces", params={"limit": 1}).json()["data"]
-    assert rows[0]["stream"] is True and rows[0]["status"] == "ok"
-    assert rows[0]["completion_tokens"] == usage.completion_tokens
-    assert rows[0]["ttft_ms"] is not None and rows[0]["ttft_ms"] <= rows[0]["latency_ms"]
+    row = trace(gateway, stream.response.headers["x-llmops-trace-id"])  # this call's, not the newest
+    assert row["stream"] is True and row["status"] == "ok"
+    assert row["completion_tokens"] == usage.completion_tokens
+    assert row["ttft_ms"] is not None and row["ttft_ms"] <= row["latency_ms"]
 
 
 def test_stream_without_include_usage_hides_usage_chunk_but_traces_tokens(
@@ -100,11 +100,14 @@ def test_unknown_fields_pass_through_to_remote(gateway: DaemonProcess, fake_upst
 
 
 def test_embeddings_use_upstream_model_name(gateway: DaemonProcess, fake_upstream: FakeOpenAI) -> None:
-    result = client(gateway).embeddings.create(model="fake-embed", input=["alpha beta", "gamma"])
+    raw = client(gateway).embeddings.with_raw_response.create(
+        model="fake-embed", input=["alpha beta", "gamma"]
+    )
+    result = raw.parse()
     assert [d.index for d in result.data] == [0, 1]
     assert result.data[0].embedding == [10.0, 1.0, 0.0]
     assert fake_upstream.requests[-1]["model"] == "text-embedding-fake"
-    row = httpx.get(f"{gateway.url}/admin/traces", params={"limit": 1}).json()["data"][0]
+    row = trace(gateway, raw.headers["x-llmops-trace-id"])
     assert row["endpoint"] == "embeddings" and row["prompt_tokens"] == result.usage.prompt_tokens == 3
     assert row["cost_usd"] == pytest.approx(3 * 0.1 / 1e6)
 
