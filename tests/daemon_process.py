@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -17,6 +19,16 @@ from tests.fixtures.fake_openai import free_port
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 UPSTREAM_KEY = "sk-fake-upstream-secret"
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "the condition") -> Any:
+    """Poll `condition` until it returns something truthy (and return that), or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.02)
+    return value
 
 
 def required_in_ci(what: str, reason: str) -> None:

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.daemon_process import DaemonProcess, fake_profile, local_package
+from tests.daemon_process import DaemonProcess, fake_profile, local_package, wait_until
 from tests.fixtures.fake_openai import FakeOpenAI
 
 CHAT = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "hi"}]
-
-
-def until(condition: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-    return result
 
 
 def trace(daemon: DaemonProcess, response: httpx.Response) -> dict[str, Any]:
@@ -100,9 +90,9 @@ def test_reloads_are_announced_on_the_event_stream(
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
-    until(lambda: ": connected" in lines)
+    wait_until(lambda: ": connected" in lines)
     new_daemon.profile.write_text(fake_profile(fake_upstream.base_url, name="second"))
-    until(lambda: any('"name":"second"' in line for line in lines))
+    wait_until(lambda: any('"name":"second"' in line for line in lines))
     new_daemon.profile.write_text("models: {}\n")  # invalid: rejected, the old profile keeps serving
     listener.join(15)
     rejected = [line for line in lines if '"ok":false' in line]
@@ -124,9 +114,9 @@ def test_a_removed_remote_model_closes_only_after_its_call_ends(
         target=lambda: results.append(httpx.post(new_daemon.url + CHAT, json=body, timeout=30))
     )
     call.start()
-    until(lambda: any(r.get("model") == "leaving" for r in fake_upstream.requests[-1:]))
+    wait_until(lambda: any(r.get("model") == "leaving" for r in fake_upstream.requests[-1:]))
     new_daemon.profile.write_text(fake_profile(fake_upstream.base_url, name="without-it"))
-    until(lambda: status(new_daemon)["profile"]["name"] == "without-it")
+    wait_until(lambda: status(new_daemon)["profile"]["name"] == "without-it")
     assert httpx.post(new_daemon.url + CHAT, json={"model": "leaving", "messages": HELLO}).status_code == 404
     call.join(30)
     assert results[0].status_code == 200 and results[0].text.rstrip().endswith("data: [DONE]")  # untouched
@@ -140,7 +130,7 @@ def test_a_reload_keeps_a_loaded_local_model_loaded(
     smol = '  smol:\n    provider: llama_cpp\n    path: "package:smollm2-135m"\n    n_ctx: 512\n    load: eager\n'
     new_daemon.profile.write_text(fake_profile(fake_upstream.base_url, extra=smol))
     new_daemon.start()
-    loaded = until(
+    loaded = wait_until(
         lambda: (
             next(m for m in status(new_daemon)["models"] if m["name"] == "smol")["loaded"]
             and status(new_daemon)
@@ -148,7 +138,7 @@ def test_a_reload_keeps_a_loaded_local_model_loaded(
     )
     before = next(m for m in loaded["models"] if m["name"] == "smol")
     new_daemon.profile.write_text(fake_profile(fake_upstream.base_url, name="edited", extra=smol))
-    until(lambda: status(new_daemon)["profile"]["name"] == "edited")
+    wait_until(lambda: status(new_daemon)["profile"]["name"] == "edited")
     after = next(m for m in status(new_daemon)["models"] if m["name"] == "smol")
     assert after["loaded"] and after["load_seconds"] == before["load_seconds"]  # the same load, not a new one
     answer = httpx.post(

@@ -4,24 +4,13 @@ an invalid edit keeps the old profile serving and the error shows in /admin/stat
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
 import httpx
 
-from tests.daemon_process import DaemonProcess, fake_profile
+from tests.daemon_process import DaemonProcess, fake_profile, wait_until
 from tests.fixtures.fake_openai import FakeOpenAI
 
 HELLO = [{"role": "user", "content": "hi"}]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def status(daemon: DaemonProcess) -> dict:
@@ -54,7 +43,7 @@ def test_valid_edit_takes_effect_without_dropping_in_flight(
         )
     )
     in_flight.start()
-    wait_for(lambda: any(r.get("stream") for r in fake_upstream.requests[-1:]))
+    wait_until(lambda: any(r.get("stream") for r in fake_upstream.requests[-1:]))
     extra = f"""
   fake-2:
     provider: openai
@@ -62,7 +51,7 @@ def test_valid_edit_takes_effect_without_dropping_in_flight(
     api_key: "${{FAKE_KEY}}"
 """
     new_daemon.profile.write_text(fake_profile(fake_upstream.base_url, name="after", extra=extra))
-    wait_for(lambda: status(new_daemon)["profile"]["name"] == "after")
+    wait_until(lambda: status(new_daemon)["profile"]["name"] == "after")
     assert "fake-2" in models(new_daemon)
     assert (
         httpx.post(
@@ -83,7 +72,7 @@ def test_invalid_edit_keeps_old_profile_and_reports_error(
     new_daemon.profile.write_text(
         fake_profile(fake_upstream.base_url, name="bad").replace("read: 1", "read: -5")
     )
-    wait_for(lambda: status(new_daemon)["profile"]["error"] is not None)
+    wait_until(lambda: status(new_daemon)["profile"]["error"] is not None)
     error = status(new_daemon)["profile"]["error"]
     assert str(new_daemon.profile) in error and "models.fake.timeout.read" in error
     assert status(new_daemon)["profile"]["name"] == "good"
@@ -96,11 +85,11 @@ def test_invalid_edit_keeps_old_profile_and_reports_error(
     assert "rejected" in new_daemon.log()
 
     new_daemon.profile.write_text("models: [not, a, mapping")  # broken YAML
-    wait_for(lambda: "YAML" in (status(new_daemon)["profile"]["error"] or ""))
+    wait_until(lambda: "YAML" in (status(new_daemon)["profile"]["error"] or ""))
     assert status(new_daemon)["profile"]["name"] == "good"
 
     new_daemon.profile.write_text(fake_profile(fake_upstream.base_url, name="fixed"))
-    wait_for(lambda: status(new_daemon)["profile"]["name"] == "fixed")
+    wait_until(lambda: status(new_daemon)["profile"]["name"] == "fixed")
     assert status(new_daemon)["profile"]["error"] is None
 
 
@@ -112,7 +101,7 @@ def test_unknown_key_and_literal_secret_are_rejected(
     new_daemon.profile.write_text(
         fake_profile(fake_upstream.base_url).replace('api_key: "${FAKE_KEY}"', 'api_key: "sk-literal"', 1)
     )
-    wait_for(lambda: status(new_daemon)["profile"]["error"] is not None)
+    wait_until(lambda: status(new_daemon)["profile"]["error"] is not None)
     error = status(new_daemon)["profile"]["error"]
     assert "models.fake.api_key" in error and "${ENV_VAR}" in error
     assert "sk-literal" not in error

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
@@ -16,19 +15,11 @@ import pytest
 from daemon.pipeline.context import Context
 from daemon.pipeline.stage import Stage
 from daemon.providers.base import Chunk
-from tests.daemon_process import DaemonProcess, fake_profile
+from tests.daemon_process import DaemonProcess, fake_profile, wait_until
 from tests.fixtures.fake_openai import FakeOpenAI
 from tests.inprocess import InProcessDaemon
 
 CHAT = "/v1/chat/completions"
-
-
-def wait_for(condition: object, timeout: float = 10.0, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def status(daemon: DaemonProcess) -> dict[str, Any]:
@@ -64,15 +55,17 @@ def test_a_client_leaving_while_its_trace_commits_is_traced_once(
                 if b"leave" in received:  # (the last word leaves with the end of the stream)
                     break
             # The stream has ended upstream and its trace waits for the lock: now the client leaves.
-            wait_for(
+            wait_until(
                 lambda: status(new_daemon)["writer_pending"] == 1, what="the trace to wait for its commit"
             )
-        wait_for(lambda: in_flight(new_daemon) == 0, what="the daemon to notice the client left")
+        wait_until(lambda: in_flight(new_daemon) == 0, what="the daemon to notice the client left")
     finally:
         lock.execute("ROLLBACK")
         lock.close()
     conn = sqlite3.connect(new_daemon.db)
-    wait_for(lambda: conn.execute("SELECT count(*) FROM traces WHERE id = ?", (trace_id,)).fetchone()[0] == 1)
+    wait_until(
+        lambda: conn.execute("SELECT count(*) FROM traces WHERE id = ?", (trace_id,)).fetchone()[0] == 1
+    )
     after = httpx.post(
         new_daemon.url + CHAT, json={"model": "fake", "messages": [{"role": "user", "content": "after"}]}
     )

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.daemon_process import DaemonProcess, fake_profile
+from tests.daemon_process import DaemonProcess, fake_profile, wait_until
 from tests.fixtures.fake_openai import FakeOpenAI
 
 CHAT = "/v1/chat/completions"
@@ -22,15 +20,6 @@ REVOCATION_SECONDS = 2.0  # what the README promises
 
 def bearer(key: str) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"}
-
-
-def until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.02)
-    return result
 
 
 @pytest.fixture
@@ -59,9 +48,9 @@ def test_a_revoked_key_loses_its_event_stream_within_2_seconds(keyed: DaemonProc
         ended.set()
 
     threading.Thread(target=listen, daemon=True).start()
-    until(lambda: ": connected" in lines)
+    wait_until(lambda: ": connected" in lines)
     assert chat_as(keyed, spare).status_code == 200
-    until(lambda: any(line == "event: trace" for line in lines))  # the stream works
+    wait_until(lambda: any(line == "event: trace" for line in lines))  # the stream works
     assert keyed.cli("keys", "revoke", "ops", "--db", str(keyed.db)).returncode == 0
     revoked_at = time.monotonic()
     assert ended.wait(10), "the stream of a revoked key stayed open"
@@ -76,7 +65,7 @@ def test_a_revoked_key_fails_calls_within_2_seconds(keyed: DaemonProcess) -> Non
     assert chat_as(keyed, alice).status_code == 200  # and its lookup is now cached
     assert keyed.cli("keys", "revoke", "alice", "--db", str(keyed.db)).returncode == 0
     revoked_at = time.monotonic()
-    until(lambda: chat_as(keyed, alice).status_code == 401, timeout=10)
+    wait_until(lambda: chat_as(keyed, alice).status_code == 401, timeout=10)
     assert time.monotonic() - revoked_at < REVOCATION_SECONDS + 0.5
 
 
@@ -124,14 +113,16 @@ def test_revoking_the_last_key_does_not_reopen_local_mode(keyed: DaemonProcess) 
     assert chat_as(keyed, only).status_code == 200
     revoked = keyed.cli("keys", "revoke", "only", "--db", str(keyed.db))
     assert revoked.returncode == 0 and "refuses every call" in revoked.stderr
-    until(lambda: chat_as(keyed, only).status_code == 401)
+    wait_until(lambda: chat_as(keyed, only).status_code == 401)
     assert (
         httpx.post(keyed.url + CHAT, json={"model": "fake", "messages": HELLO}).status_code == 401
     )  # no key
     assert httpx.get(keyed.url + "/admin/traces").status_code == 401  # no keyless admin either
     deleted = keyed.cli("keys", "delete", "only", "--db", str(keyed.db))
     assert deleted.returncode == 0 and "local mode" in deleted.stdout
-    until(lambda: httpx.post(keyed.url + CHAT, json={"model": "fake", "messages": HELLO}).status_code == 200)
+    wait_until(
+        lambda: httpx.post(keyed.url + CHAT, json={"model": "fake", "messages": HELLO}).status_code == 200
+    )
 
 
 def test_x_api_key_and_key_files(keyed: DaemonProcess, tmp_path: Path) -> None:
