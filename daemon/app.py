@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from daemon import __version__
-from daemon.api import admin, events, openai, spend
+from daemon.api import admin, cache, events, openai, spend
 from daemon.api.common import JSON
 from daemon.api.hot import FastPath
+from daemon.cache.exact import CacheEntry
 from daemon.config.schema import Profile
 from daemon.config.watcher import watch_profile
 from daemon.errors import GatewayError, MethodNotAllowed, NotFound, internal_error
@@ -28,12 +30,21 @@ from daemon.pipeline.stage import StageFactory
 from daemon.runtime import start_eager
 from daemon.services import Services
 from daemon.settings import Settings
+from daemon.storage import cache as cache_store
 from daemon.storage import db
 from daemon.storage.migrate import migrate
 from daemon.storage.search_index import index_backlog
 from daemon.storage.writer import Writer
 
 log = logging.getLogger("llmops")
+
+
+def _cache_entries(path: Path) -> list[CacheEntry]:
+    conn = db.connect_sync(path)
+    try:
+        return cache_store.load(conn, time.time())
+    finally:
+        conn.close()
 
 
 def prepare_database(path: Path) -> None:
@@ -73,7 +84,8 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
         writer = Writer(settings.db_path, upkeep=index_backlog)
         await asyncio.to_thread(writer.start)
         reader, auth_reader = await db.connect(settings.db_path), await db.connect(settings.db_path)
-        services = Services(settings, profile, writer, reader, auth_reader, stages)
+        cached = await asyncio.to_thread(_cache_entries, settings.db_path)
+        services = Services(settings, profile, writer, reader, auth_reader, stages, cached)
         app.state.services = services
         await services.authenticator.keys_exist()
         eager = asyncio.create_task(start_eager(services.runtimes.current))
@@ -106,7 +118,7 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
     state = State()
     hot = openai.hot_routes(state)
     app = Starlette(
-        routes=[*openai.routes(hot), *admin.routes, *events.routes, *spend.routes],
+        routes=[*openai.routes(hot), *admin.routes, *events.routes, *spend.routes, *cache.routes],
         lifespan=lifespan,
         exception_handlers={
             GatewayError: _gateway_error,

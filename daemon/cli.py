@@ -252,6 +252,10 @@ def add_commands(sub: Any) -> None:
     models.add_argument("--json", action="store_true")
     models.set_defaults(func=_models)
 
+    from daemon.cli_cache import add_cache_commands
+
+    add_cache_commands(sub, add_key_options, url_default)
+
     status = sub.add_parser("status", help="daemon health, profile, models")
     status.add_argument("--url", default=url_default)
     add_key_options(status)

@@ -16,6 +16,7 @@ import aiosqlite
 
 from daemon import __version__
 from daemon.auth import Authenticator
+from daemon.cache.exact import CacheEntry, ExactIndex
 from daemon.config.loader import ProfileError, load_profile
 from daemon.config.schema import Profile
 from daemon.events import EventBus
@@ -33,6 +34,7 @@ class Services:
     def __init__(
         self, settings: Settings, profile: Profile, writer: Writer, reader: aiosqlite.Connection,
         auth_reader: aiosqlite.Connection, stages: Sequence[StageFactory],
+        cache_entries: Sequence[CacheEntry] = (),
     ) -> None:  # fmt: skip
         self.settings = settings
         self.writer = writer
@@ -41,6 +43,7 @@ class Services:
         self.auth_reader = auth_reader
         self.bus = EventBus()
         self.authenticator = Authenticator(auth_reader, loopback=settings.loopback)
+        self.exact_cache = ExactIndex(cache_entries)  # the cache's entries, loaded from the database
         self.stages = tuple(stages)
         self.runtimes = Runtimes(
             self._watched(build_runtime(profile, settings.profile_path, None, self.stages, self))

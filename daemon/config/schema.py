@@ -146,12 +146,32 @@ class TracesConfig(Strict):
     max_text_chars: int = Field(default=32_000, ge=0, description="truncate stored messages/response")
 
 
+class CacheConfig(Strict):
+    """The response cache (daemon/cache/): an exact match of a request answers it from the cache."""
+
+    scope: Literal["key", "user", "team", "global"] = Field(
+        default="user", description="who may share an entry: a key, a user, a team, or everyone"
+    )
+    models: list[str] | None = Field(
+        default=None, description="the models that use it; default: every chat model"
+    )
+    ttl: float = Field(default=86_400, gt=0, description="seconds an entry lives")
+    max_entries: int = Field(default=10_000, ge=1, description="beyond this the least recently used go")
+    max_temperature: float = Field(default=0.7, ge=0, le=2, description="hotter requests are not cached")
+    skip: list[Literal["temperature", "tools", "code", "current"]] = Field(
+        default=["temperature", "tools", "current"],
+        description="requests not cached: above max_temperature, offering tools, asking for code, "
+        "asking about the present",
+    )
+
+
 class Profile(Strict):
     name: str = "default"
     default_model: str | None = None
     models: dict[str, ModelConfig]
     server: ServerConfig = ServerConfig()
     traces: TracesConfig = TracesConfig()
+    cache: CacheConfig | None = None
 
     @model_validator(mode="after")
     def _references_exist(self) -> Profile:
@@ -159,4 +179,7 @@ class Profile(Strict):
             raise ValueError("models: at least one model is required")
         if self.default_model is not None and self.default_model not in self.models:
             raise ValueError(f"default_model: {self.default_model!r} is not one of models")
+        for name in (self.cache.models or []) if self.cache else []:
+            if name not in self.models:
+                raise ValueError(f"cache.models: {name!r} is not one of models")
         return self

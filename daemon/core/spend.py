@@ -15,7 +15,10 @@ HOUR = 3_600
 WINDOWS: dict[str, tuple[int, int]] = {"today": (1, HOUR), "7d": (7, HOUR * 6), "30d": (30, DAY)}
 GROUPS = ("model", "user", "team")
 ROLLUP_SECONDS = 3600  # storage keeps hourly sums (UTC hours)
-SERIES_FIELDS = ("requests", "prompt_tokens", "completion_tokens", "cost_usd", "shadow_cost_usd")
+SERIES_FIELDS = (
+    "requests", "prompt_tokens", "completion_tokens", "cost_usd", "shadow_cost_usd",
+    "saved_usd", "saved_tokens", "cache_lookups", "cache_hits", "semantic_hits",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +68,17 @@ def fill_series(rows: list[dict[str, Any]], window: SpendWindow) -> list[dict[st
 
 
 def savings(totals: dict[str, Any]) -> dict[str, float]:
-    """What serving locally saved: the reference model's price (shadow cost, which only local calls
-    have) minus what those calls cost. Cache and routing savings join here when those stages record
-    what they avoided.
-    """
+    """What serving locally saved (the reference model's price, the shadow cost only local calls
+    have, minus what those calls cost), and what the cache saved (what its hits' original calls
+    cost, and their tokens)."""
     local = float(totals.get("shadow_cost_usd") or 0) - float(totals.get("local_cost_usd") or 0)
-    return {"local_serving_usd": max(local, 0.0)}
+    return {
+        "local_serving_usd": max(local, 0.0),
+        "cache_usd": float(totals.get("saved_usd") or 0),
+        "cache_tokens": float(totals.get("saved_tokens") or 0),
+    }
+
+
+def hit_rate(hits: int, lookups: int) -> float | None:
+    """Hits per cache lookup (None before any lookup)."""
+    return hits / lookups if lookups else None

@@ -46,6 +46,8 @@ class Trace:
     prompt_version: int | None = None
     experiment: str | None = None
     arm: str | None = None
+    saved_usd: float = 0.0  # what a stage avoided spending (a cache hit: the original call's cost)
+    saved_tokens: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
     # What each stage of the request path decided and why: [{"stage", "outcome", "reason"}]
     decisions: list[dict[str, str]] | None = None

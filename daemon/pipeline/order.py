@@ -10,6 +10,7 @@ the call.
 
 from __future__ import annotations
 
+from daemon.pipeline import cache
 from daemon.pipeline.stage import StageFactory
 
-STAGES: tuple[StageFactory, ...] = ()
+STAGES: tuple[StageFactory, ...] = (cache.build,)

@@ -131,3 +131,23 @@ def error_message(raw: bytes, content_type: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def completion_body(completion_id: str, created: int, model: str, text: str, finish_reason: str | None,
+                    usage: Usage) -> dict[str, Any]:  # fmt: skip
+    """An OpenAI chat.completion holding one assistant message (a stream's text, assembled)."""
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],  # fmt: skip
+        "usage": usage_body(usage),
+    }

@@ -20,7 +20,12 @@ SUMS = (
     " coalesce(sum(prompt_tokens), 0) AS prompt_tokens,"
     " coalesce(sum(completion_tokens), 0) AS completion_tokens,"
     " coalesce(sum(cost_usd), 0.0) AS cost_usd,"
-    " coalesce(sum(shadow_cost_usd), 0.0) AS shadow_cost_usd"
+    " coalesce(sum(shadow_cost_usd), 0.0) AS shadow_cost_usd,"
+    " coalesce(sum(saved_usd), 0.0) AS saved_usd,"
+    " coalesce(sum(saved_tokens), 0) AS saved_tokens,"
+    " coalesce(sum(cache_lookups), 0) AS cache_lookups,"
+    " coalesce(sum(cache_hits), 0) AS cache_hits,"
+    " coalesce(sum(semantic_hits), 0) AS semantic_hits"
 )
 WINDOW = " FROM spend_rollup WHERE dim = :dim AND bucket >= :since AND bucket < :until"
 

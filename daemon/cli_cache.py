@@ -1,0 +1,88 @@
+"""`llmops cache stats | clear | evict | bad-hit`: the running daemon's cache, through /admin/cache
+(the daemon holds the cache's index, so changes go through it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+
+def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:
+    import httpx
+
+    headers = {"authorization": f"Bearer {args.key}"} if args.key else {}
+    try:
+        response = httpx.request(
+            method, f"{args.url.rstrip('/')}{path}", headers=headers, timeout=10, **kwargs
+        )
+    except httpx.HTTPError as exc:
+        print(f"llmops: no daemon answering at {args.url} ({type(exc).__name__}). Start one: llmops serve",
+              file=sys.stderr)  # fmt: skip
+        return None
+    body: dict[str, Any] = response.json()
+    if response.status_code >= 400:
+        print(f"llmops: {response.status_code}: {body.get('error', {}).get('message')}", file=sys.stderr)
+        return None
+    return body
+
+
+def run_cache(args: argparse.Namespace) -> int:
+    if args.cache_command == "stats":
+        return _stats(args)
+    if args.cache_command == "clear":
+        done = _call(
+            args, "DELETE", "/admin/cache", params={"namespace": args.namespace} if args.namespace else {}
+        )
+        if done is not None:
+            print(
+                f"Cleared {done['cleared']} entries" + (f" of {args.namespace}." if args.namespace else ".")
+            )
+    elif args.cache_command == "evict":
+        done = _call(args, "DELETE", f"/admin/cache/entries/{args.entry}")
+        if done is not None:
+            print(f"Evicted {done['evicted']} ({done['namespace']}).")
+    else:
+        done = _call(args, "POST", "/admin/cache/bad-hits", json={"trace_id": args.trace_id})
+        if done is not None:
+            print(f"Marked a bad hit: evicted the entry for {done['question']!r}.")
+    return 0 if done is not None else 1
+
+
+def _stats(args: argparse.Namespace) -> int:
+    data = _call(args, "GET", "/admin/cache", params={"window": args.window})
+    if data is None:
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    if not data["enabled"]:
+        print("The cache is off: add a `cache:` section to the profile.")
+    rate = f"{data['hit_rate']:.0%}" if data["hit_rate"] is not None else "-"
+    print(f"entries   {data['entries']} in {len(data['namespaces'])} namespaces")
+    print(f"{data['window']:9} {data['lookups']} lookups, {data['hits']} hits ({rate}), "
+          f"saved ${data['saved_usd']:.6f} and {data['saved_tokens']} tokens")  # fmt: skip
+    for hit in data["recent_hits"][:10]:
+        when = time.strftime("%H:%M:%S", time.localtime(hit["ts"]))
+        print(f"  {when}  {hit['user'] or '-':12} {hit['question'][:70]!r}")
+    return 0
+
+
+def add_cache_commands(sub: Any, add_key_options: Any, url_default: str) -> None:
+    cache = sub.add_parser("cache", help="the running daemon's response cache")
+    commands = cache.add_subparsers(dest="cache_command", required=True)
+    stats = commands.add_parser("stats", help="entries, lookups, hits, savings and the latest hits")
+    stats.add_argument("--window", default="today", choices=["today", "7d", "30d"])
+    stats.add_argument("--json", action="store_true")
+    clear = commands.add_parser("clear", help="remove every entry (or one namespace's)")
+    clear.add_argument("--namespace", help="e.g. 'user:alice|local-smol' (see stats --json)")
+    evict = commands.add_parser("evict", help="remove one entry")
+    evict.add_argument("entry", help="the entry's id (GET /admin/cache/entries)")
+    bad = commands.add_parser("bad-hit", help="mark a cached answer as wrong: its entry is evicted")
+    bad.add_argument("trace_id", help="the trace of the call the cache answered")
+    for command in (stats, clear, evict, bad):
+        command.add_argument("--url", default=url_default)
+        add_key_options(command)
+        command.set_defaults(func=run_cache)

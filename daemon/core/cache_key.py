@@ -1,0 +1,53 @@
+"""What makes two chat requests the same for the cache: a namespace (who may share an answer, and
+for which model) and a hash of everything else that changes the answer. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+import orjson
+
+from daemon.core.principal import Principal
+
+Scope = Literal["key", "user", "team", "global"]
+
+# Fields that do not change what a model answers: how it is delivered, and who asked (the
+# namespace says who may share). Everything else, unknown vendor fields included, is in the key.
+NOT_IN_KEY = frozenset({"model", "stream", "stream_options", "user", "metadata", "store", "service_tier"})
+
+
+def namespace(scope: Scope, principal: Principal, model: str) -> str:
+    """Entries are shared only inside a namespace: a tenant (per the profile's scope) and a model.
+    A key without a team shares within its user, never with everyone."""
+    if scope == "global":
+        who = "*"
+    elif scope == "key":
+        who = f"key:{principal.key_id or 'local'}"
+    elif scope == "team" and principal.team is not None:
+        who = f"team:{principal.team}"
+    else:
+        who = f"user:{principal.user}"
+    return f"{who}|{model}"
+
+
+def exact_key(space: str, body: dict[str, Any]) -> str:
+    """The hex sha-256 of the namespace and the request's normalized, output-changing fields."""
+    material = {name: value for name, value in body.items() if name not in NOT_IN_KEY}
+    if "max_completion_tokens" in material:  # two names for one cap
+        material["max_tokens"] = material.pop("max_completion_tokens")
+    if isinstance(material.get("stop"), str):
+        material["stop"] = [material["stop"]]
+    encoded = orjson.dumps([space, material], option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def question_of(body: dict[str, Any]) -> str:
+    """The last user message's text: what a cache view shows of an entry."""
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            return str(content or "")
+    return ""

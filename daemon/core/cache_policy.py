@@ -1,0 +1,67 @@
+"""Whether a request may use the cache at all: the client's say (headers) and the profile's skip
+rules. Pure: plain data in, a reason out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SKIP_RULES = ("temperature", "tools", "code", "current")
+
+# Asking for code: an answer that looks right and is subtly wrong is worse than a call.
+_CODE = re.compile(
+    r"```|\b(write|implement|generate|create|fix|refactor|debug)\b[^.?!\n]{0,40}"
+    r"\b(code|function|script|program|class|method|query|regex|snippet|test|module)s?\b",
+    re.IGNORECASE,
+)
+# Asking about now: yesterday's answer to "what is the price today" is wrong today.
+_CURRENT = re.compile(
+    r"\b(today|tonight|right now|currently|current(ly)?|latest|this (week|month|year)|yesterday|"
+    r"tomorrow|weather|stock price|exchange rate|news|what time|what day|what date)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """What the client asked of the cache for this request."""
+
+    read: bool = True  # False: Cache-Control: no-cache (answer fresh, then store: a refresh)
+    store: bool = True  # False: Cache-Control: no-store
+    bypass: bool = False  # x-llmops-cache: bypass (neither)
+
+
+def control_of(headers: Mapping[bytes, bytes]) -> Control:
+    if headers.get(b"x-llmops-cache", b"").strip().lower() == b"bypass":
+        return Control(read=False, store=False, bypass=True)
+    directives = {d.strip() for d in headers.get(b"cache-control", b"").lower().split(b",")}
+    return Control(read=b"no-cache" not in directives, store=b"no-store" not in directives)
+
+
+def skip_reason(body: Mapping[str, Any], rules: Collection[str], max_temperature: float) -> str | None:
+    """Why this request should not be cached, or None."""
+    temperature = body.get("temperature")
+    if "temperature" in rules and isinstance(temperature, int | float) and temperature > max_temperature:
+        return f"temperature {temperature:g} > {max_temperature:g}"
+    if "tools" in rules and (body.get("tools") or body.get("functions")):
+        return "the request offers tools"
+    text = _user_text(body)
+    if "code" in rules and _CODE.search(text):
+        return "it asks for code"
+    if "current" in rules and _CURRENT.search(text):
+        return "it asks about the present"
+    return None
+
+
+def _user_text(body: Mapping[str, Any]) -> str:
+    parts = []
+    for message in body.get("messages") or []:
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                parts.append(content)
+            elif isinstance(content, list):
+                parts += [str(p.get("text", "")) for p in content if isinstance(p, dict)]
+    return "\n".join(parts)

@@ -1,0 +1,112 @@
+"""The cache's entries and its bad-hit marks: loaded at start, written in the transactions of the
+calls that change them (jobs), and summed for the cache view."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import astuple, fields
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from daemon.cache.exact import CacheEntry
+from daemon.core.cache_key import question_of
+
+Job = Callable[[Any], Any]
+_COLUMNS = tuple(f.name for f in fields(CacheEntry))
+_INSERT = (
+    f"INSERT OR REPLACE INTO cache_entries ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+HITS = "cache IN ('hit-exact', 'hit-semantic')"
+_LISTED = ", ".join(column for column in _COLUMNS if column != "body")
+
+
+def load(conn: Any, now: float) -> list[CacheEntry]:
+    """Every live entry, least recently used first (a blocking connection, at start); expired ones
+    are deleted on the way."""
+    conn.execute("DELETE FROM cache_entries WHERE expires_at <= ?", (now,))
+    rows = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM cache_entries ORDER BY last_hit_at").fetchall()
+    entries = []
+    for row in rows:
+        values = dict(zip(_COLUMNS, row, strict=True))
+        values["body"] = orjson.loads(values["body"])
+        entries.append(CacheEntry(**values))
+    return entries
+
+
+def store_job(entry: CacheEntry, evicted: Sequence[str]) -> Job:
+    row = list(astuple(entry))
+    row[_COLUMNS.index("body")] = orjson.dumps(entry.body).decode()
+
+    def job(conn: Any) -> None:
+        conn.execute(_INSERT, row)
+        if evicted:
+            delete_job(evicted)(conn)
+
+    return job
+
+
+def hit_job(entry: CacheEntry) -> Job:
+    hits, at, key = entry.hits, entry.last_hit_at, entry.id
+
+    def job(conn: Any) -> None:
+        conn.execute("UPDATE cache_entries SET hits = ?, last_hit_at = ? WHERE id = ?", (hits, at, key))
+
+    return job
+
+
+def delete_job(ids: Sequence[str]) -> Job:
+    keys = [(key,) for key in ids]
+
+    def job(conn: Any) -> int:
+        return int(conn.executemany("DELETE FROM cache_entries WHERE id = ?", keys).rowcount)
+
+    return job
+
+
+def bad_hit_job(entry: CacheEntry, trace_id: str | None, marked_by: str, now: float) -> Job:
+    """Record that a hit of `entry` was wrong, and evict it."""
+    mark = (entry.id, entry.namespace, trace_id, entry.question, marked_by, now)
+
+    def job(conn: Any) -> int:
+        conn.execute(
+            "INSERT INTO cache_bad_hits (entry_id, namespace, trace_id, question, marked_by, marked_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            mark,
+        )
+        conn.execute("DELETE FROM cache_entries WHERE id = ?", (entry.id,))
+        return int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+
+    return job
+
+
+async def entries(
+    conn: aiosqlite.Connection, namespace: str | None, order: str, limit: int
+) -> list[dict[str, Any]]:
+    """Entries without their bodies: most recently used (`recent`) or most hit (`hits`) first."""
+    where, params = ("WHERE namespace = ?", [namespace]) if namespace else ("", [])
+    by = "hits DESC, last_hit_at DESC" if order == "hits" else "last_hit_at DESC"
+    sql = f"SELECT {_LISTED} FROM cache_entries {where} ORDER BY {by} LIMIT ?"
+    async with conn.execute(sql, [*params, limit]) as cursor:
+        return [dict(row) for row in await cursor.fetchall()]
+
+
+async def bad_hits(conn: aiosqlite.Connection, limit: int) -> list[dict[str, Any]]:
+    async with conn.execute("SELECT * FROM cache_bad_hits ORDER BY id DESC LIMIT ?", (limit,)) as cursor:
+        return [dict(row) for row in await cursor.fetchall()]
+
+
+async def recent_hits(conn: aiosqlite.Connection, limit: int) -> list[dict[str, Any]]:
+    """The latest calls the cache answered, with what they asked (the entry's question is in their
+    metadata), newest first. (The partial index traces_cache_hits serves this condition.)"""
+    sql = (
+        "SELECT id, ts, user, team, requested_model, served_model, cache, saved_usd, saved_tokens, request,"
+        f" metadata FROM traces WHERE {HITS} ORDER BY seq DESC LIMIT ?"
+    )
+    async with conn.execute(sql, (limit,)) as cursor:
+        rows = [dict(row) for row in await cursor.fetchall()]
+    for row in rows:
+        row["metadata"] = orjson.loads(row["metadata"]) if row["metadata"] else {}
+        row["question"] = question_of(orjson.loads(row.pop("request")) if row.get("request") else {})
+    return rows
