@@ -95,8 +95,12 @@ def test_spend_series_has_every_bucket() -> None:
     }
     series = fill_series([row], today)
     assert len(series) == 24 and series[1]["requests"] == 2 and series[0]["requests"] == 0
-    assert savings({"shadow_cost_usd": 0.3, "local_cost_usd": 0.1, "saved_usd": 0.05, "saved_tokens": 40}) == {
-        "local_serving_usd": pytest.approx(0.2), "cache_usd": 0.05, "cache_tokens": 40,
+    assert savings(
+        {"shadow_cost_usd": 0.3, "local_cost_usd": 0.1, "saved_usd": 0.05, "saved_tokens": 40}
+    ) == {
+        "local_serving_usd": pytest.approx(0.2),
+        "cache_usd": 0.05,
+        "cache_tokens": 40,
     }
 
 
