@@ -25,9 +25,11 @@ from daemon.pipeline.ending import Ending
 from daemon.pipeline.stage import StageFactory
 from daemon.runtime import ModelEntry, Runtime, Runtimes, build_runtime, start_eager
 from daemon.settings import Settings
+from daemon.storage.cache import hits_job
 from daemon.storage.writer import Writer
 
 log = logging.getLogger("llmops")
+CACHE_HITS_SECONDS = 5.0  # how often the cache's hit counters are saved
 
 
 class Services:
@@ -114,9 +116,29 @@ class Services:
             "event_subscribers": self.bus.subscribers,
         }
 
+    async def save_cache_hits(self) -> None:
+        """Write the cache's hit counters and LRU order (in batches: see ExactIndex.take_hits)."""
+        hit = self.exact_cache.take_hits()
+        if hit:
+            try:
+                await self.writer.run(hits_job(hit))
+            except BaseException:
+                self.exact_cache.not_saved(hit)
+                raise
+
+    async def keep_saving_cache_hits(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), CACHE_HITS_SECONDS)
+            try:
+                await self.save_cache_hits()
+            except Exception:
+                log.exception("saving the cache's hit counters failed; they are kept for the next try")
+
     async def drain(self) -> None:
-        """At shutdown, once connections have closed: close every provider."""
+        """At shutdown, once connections have closed: close every provider, save the cache's hits."""
         await self.runtimes.close()
+        await self.save_cache_hits()
 
 
 def model_state(entry: ModelEntry) -> dict[str, Any]:

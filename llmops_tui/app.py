@@ -1,4 +1,5 @@
-"""The console app: two modes (live traces, spend), the daemon connection, ratings, help and palette."""
+"""The console app: three modes (live traces, spend, cache), the daemon connection, ratings, help,
+the palette."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from llmops_tui.messages import (
     ProfileReloaded,
     TracesReceived,
 )
+from llmops_tui.screens.cache import CacheScreen
 from llmops_tui.screens.help import HelpScreen
 from llmops_tui.screens.spend import SpendScreen
 from llmops_tui.screens.trace_detail import TraceDetailScreen
@@ -37,12 +39,13 @@ RATE_WINDOW_SECONDS = 5.0
 
 class LlmopsApp(App[None]):
     TITLE = "llmops"
-    CSS_PATH = ["app.tcss", "traces.tcss", "detail.tcss", "spend.tcss", "dialogs.tcss"]
-    MODES: ClassVar[dict[str, Any]] = {"traces": TracesScreen, "spend": SpendScreen}
+    CSS_PATH = ["app.tcss", "traces.tcss", "detail.tcss", "spend.tcss", "cache.tcss", "dialogs.tcss"]
+    MODES: ClassVar[dict[str, Any]] = {"traces": TracesScreen, "spend": SpendScreen, "cache": CacheScreen}
     DEFAULT_MODE = "traces"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "show('traces')", "Traces"),
         Binding("s", "show('spend')", "Spend"),
+        Binding("h", "show('cache')", "Cache"),
         Binding("question_mark", "help", "Help"),
         Binding("R", "retry", "Reconnect now", show=False),
         Binding("q", "quit", "Quit"),
@@ -145,7 +148,8 @@ class LlmopsApp(App[None]):
             return
         self.push_screen(HelpScreen([
             ("Anywhere", LlmopsApp), ("Traces", TracesScreen), ("Table", TraceTable),
-            ("Trace detail", TraceDetailScreen), ("Spend", SpendScreen), ("Rating", RatingDialog),
+            ("Trace detail", TraceDetailScreen), ("Spend", SpendScreen), ("Cache", CacheScreen),
+            ("Rating", RatingDialog),
         ]))  # fmt: skip
 
     def action_retry(self) -> None:
@@ -155,6 +159,9 @@ class LlmopsApp(App[None]):
         yield SystemCommand("Traces", "Live traces (t)", lambda: self.action_show("traces"))
         yield SystemCommand(
             "Spend", "Token spend by model, user, team (s)", lambda: self.action_show("spend")
+        )
+        yield SystemCommand(
+            "Cache", "Hit rate, savings, the latest hits (h)", lambda: self.action_show("cache")
         )
         yield SystemCommand("Help", "Every key (?)", self.action_help)
         yield SystemCommand(
@@ -176,6 +183,12 @@ class LlmopsApp(App[None]):
             yield SystemCommand("Spend grouping", "By model, user, team (g)", screen.action_next_group)
             yield SystemCommand(
                 "Spend chart", "Cost, shadow cost, requests, tokens (v)", screen.action_next_metric
+            )
+        if isinstance(screen, CacheScreen):
+            yield SystemCommand("Cache window", "Today, 7 days, 30 days (w)", screen.action_next_window)
+            yield SystemCommand("Evict the entry", "Of the selected hit (x)", screen.action_evict)
+            yield SystemCommand(
+                "Mark a bad hit", "The selected hit answered wrongly (b)", screen.action_bad_hit
             )
         if isinstance(screen, TracesScreen | TraceDetailScreen):
             yield SystemCommand("Comment on trace", "Rate with a comment (c)", screen.action_comment)

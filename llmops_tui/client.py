@@ -152,6 +152,28 @@ class DaemonClient:
         result: dict[str, Any] = await self._json("GET", "/admin/spend", params=params)
         return result
 
+    async def cache(
+        self, window: str, *, now: float | None = None, utc_offset: int | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, str] = {"window": window}
+        if now is not None:
+            params["now"] = repr(now)
+        if utc_offset is not None:
+            params["utc_offset"] = str(utc_offset)
+        result: dict[str, Any] = await self._json("GET", "/admin/cache", params=params)
+        return result
+
+    async def evict(self, entry_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = await self._json("DELETE", f"/admin/cache/entries/{entry_id}")
+        return result
+
+    async def bad_hit(self, trace_id: str) -> dict[str, Any]:
+        """The cache answered this call wrongly: its entry is evicted and the mark recorded."""
+        result: dict[str, Any] = await self._json(
+            "POST", "/admin/cache/bad-hits", json={"trace_id": trace_id}
+        )
+        return result
+
     # -- the live stream -------------------------------------------------------------------------------
 
     def retry_now(self) -> None:

@@ -4,6 +4,7 @@ a hit as wrong. Every change goes to the in-memory index and to the database tog
 from __future__ import annotations
 
 import time
+from dataclasses import fields
 from typing import Any
 
 from starlette.requests import Request
@@ -21,6 +22,7 @@ from daemon.storage import spend as spend_store
 from daemon.storage.traces import get_trace
 
 MAX_LIST = 500
+LISTED = tuple(f.name for f in fields(CacheEntry) if f.name != "body")
 
 
 async def stats(request: Request) -> Response:
@@ -68,10 +70,23 @@ async def entries(request: Request) -> Response:
         raise InvalidRequest("Invalid 'limit': expected an integer.", param="limit") from None
     if not 1 <= limit <= MAX_LIST:
         raise InvalidRequest(f"Invalid 'limit': must be between 1 and {MAX_LIST}.", param="limit")
-    rows = await cache_store.entries(
-        services_of(request).reader, params.get("namespace") or None, order, limit
-    )
-    return JSON({"object": "list", "data": rows})
+    # The index is the truth (its hit counters are saved in batches): list from it, bodies left out.
+    namespace = params.get("namespace") or None
+    chosen = [entry for entry in services_of(request).exact_cache if namespace in (None, entry.namespace)]
+    chosen.sort(key=_by_hits if order == "hits" else _by_use, reverse=True)
+    return JSON({"object": "list", "data": [_listed(entry) for entry in chosen[:limit]]})
+
+
+def _by_hits(entry: CacheEntry) -> tuple[int, float]:
+    return entry.hits, entry.last_hit_at
+
+
+def _by_use(entry: CacheEntry) -> float:
+    return entry.last_hit_at
+
+
+def _listed(entry: CacheEntry) -> dict[str, Any]:
+    return {name: getattr(entry, name) for name in LISTED}
 
 
 async def evict(request: Request) -> Response:

@@ -35,6 +35,9 @@ class ExactIndex:
     def __init__(self, entries: Iterable[CacheEntry] = ()) -> None:
         """`entries` oldest use first, as storage loads them."""
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict((entry.id, entry) for entry in entries)
+        # Hits not written yet: a hit's counters are saved in batches, not in the transaction of the
+        # call it answered (a hit should cost as little as possible; a crash loses a few counts).
+        self._hit_since_flush: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -49,6 +52,16 @@ class ExactIndex:
         entry.hits += 1
         entry.last_hit_at = now
         self._entries.move_to_end(entry.id)
+        self._hit_since_flush.add(entry.id)
+
+    def take_hits(self) -> list[CacheEntry]:
+        """The entries hit since the last call, still in the index, for storage to save."""
+        keys, self._hit_since_flush = self._hit_since_flush, set()
+        return [entry for key in keys if (entry := self._entries.get(key)) is not None]
+
+    def not_saved(self, entries: Iterable[CacheEntry]) -> None:
+        """`take_hits` handed these out but saving them failed: hand them out again next time."""
+        self._hit_since_flush.update(entry.id for entry in entries)
 
     def put(self, entry: CacheEntry, max_entries: int) -> list[str]:
         """Add or replace `entry`; the ids evicted to stay within `max_entries`, oldest use first."""

@@ -16,12 +16,15 @@ _CODE = re.compile(
     r"\b(code|function|script|program|class|method|query|regex|snippet|test|module)s?\b",
     re.IGNORECASE,
 )
+_CODE_HINTS = ("```", "write", "implement", "generate", "create", "fix", "refactor", "debug")
 # Asking about now: yesterday's answer to "what is the price today" is wrong today.
 _CURRENT = re.compile(
     r"\b(today|tonight|right now|currently|current(ly)?|latest|this (week|month|year)|yesterday|"
     r"tomorrow|weather|stock price|exchange rate|news|what time|what day|what date)\b",
     re.IGNORECASE,
 )
+_CURRENT_HINTS = ("today", "tonight", "now", "current", "latest", "this ", "yesterday", "tomorrow",
+                  "weather", "stock", "exchange", "news", "what time", "what day", "what date")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +36,16 @@ class Control:
     bypass: bool = False  # x-llmops-cache: bypass (neither)
 
 
+DEFAULT = Control()
+
+
 def control_of(headers: Mapping[bytes, bytes]) -> Control:
-    if headers.get(b"x-llmops-cache", b"").strip().lower() == b"bypass":
+    bypass, cache_control = headers.get(b"x-llmops-cache"), headers.get(b"cache-control")
+    if bypass is not None and bypass.strip().lower() == b"bypass":
         return Control(read=False, store=False, bypass=True)
-    directives = {d.strip() for d in headers.get(b"cache-control", b"").lower().split(b",")}
+    if cache_control is None:
+        return DEFAULT
+    directives = {d.strip() for d in cache_control.lower().split(b",")}
     return Control(read=b"no-cache" not in directives, store=b"no-store" not in directives)
 
 
@@ -47,12 +56,17 @@ def skip_reason(body: Mapping[str, Any], rules: Collection[str], max_temperature
         return f"temperature {temperature:g} > {max_temperature:g}"
     if "tools" in rules and (body.get("tools") or body.get("functions")):
         return "the request offers tools"
-    text = _user_text(body)
-    if "code" in rules and _CODE.search(text):
+    text = _user_text(body).lower()
+    if "code" in rules and _maybe(text, _CODE_HINTS) and _CODE.search(text):
         return "it asks for code"
-    if "current" in rules and _CURRENT.search(text):
+    if "current" in rules and _maybe(text, _CURRENT_HINTS) and _CURRENT.search(text):
         return "it asks about the present"
     return None
+
+
+def _maybe(text: str, hints: tuple[str, ...]) -> bool:
+    """A cheap substring test before the regex: most requests contain none of the hints."""
+    return any(hint in text for hint in hints)
 
 
 def _user_text(body: Mapping[str, Any]) -> str:

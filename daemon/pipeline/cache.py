@@ -22,7 +22,7 @@ from daemon.pipeline.context import Context, Outcome
 from daemon.pipeline.stage import Answer, Stage
 from daemon.providers.base import Completion
 from daemon.providers.wire import completion_body
-from daemon.storage.cache import delete_job, hit_job, store_job
+from daemon.storage.cache import delete_job, store_job
 
 if TYPE_CHECKING:
     from daemon.services import Services
@@ -110,7 +110,6 @@ class CacheStage(Stage):
     def _hit(self, ctx: Context, entry: CacheEntry) -> Completion:
         now = self.clock()
         self.index.hit(entry, now)
-        ctx.jobs.append(hit_job(entry))
         trace = ctx.trace
         trace.cache, trace.served_model = "hit-exact", str(entry.body.get("model") or entry.model)
         trace.saved_usd, trace.saved_tokens = entry.cost_usd, entry.prompt_tokens + entry.completion_tokens

@@ -4,7 +4,8 @@ calls that change them (jobs), and summed for the cache view."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import astuple, fields
+from dataclasses import fields
+from operator import attrgetter
 from typing import Any
 
 import aiosqlite
@@ -15,11 +16,11 @@ from daemon.core.cache_key import question_of
 
 Job = Callable[[Any], Any]
 _COLUMNS = tuple(f.name for f in fields(CacheEntry))
+_VALUES, _BODY = attrgetter(*_COLUMNS), _COLUMNS.index("body")
 _INSERT = (
     f"INSERT OR REPLACE INTO cache_entries ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 )
 HITS = "cache IN ('hit-exact', 'hit-semantic')"
-_LISTED = ", ".join(column for column in _COLUMNS if column != "body")
 
 
 def load(conn: Any, now: float) -> list[CacheEntry]:
@@ -36,8 +37,8 @@ def load(conn: Any, now: float) -> list[CacheEntry]:
 
 
 def store_job(entry: CacheEntry, evicted: Sequence[str]) -> Job:
-    row = list(astuple(entry))
-    row[_COLUMNS.index("body")] = orjson.dumps(entry.body).decode()
+    row = list(_VALUES(entry))  # not dataclasses.astuple: it deep-copies the body
+    row[_BODY] = orjson.dumps(entry.body).decode()
 
     def job(conn: Any) -> None:
         conn.execute(_INSERT, row)
@@ -47,11 +48,12 @@ def store_job(entry: CacheEntry, evicted: Sequence[str]) -> Job:
     return job
 
 
-def hit_job(entry: CacheEntry) -> Job:
-    hits, at, key = entry.hits, entry.last_hit_at, entry.id
+def hits_job(entries: Sequence[CacheEntry]) -> Job:
+    """Save the hit counts and last-hit times (the LRU order) of `entries`."""
+    rows = [(entry.hits, entry.last_hit_at, entry.id) for entry in entries]
 
     def job(conn: Any) -> None:
-        conn.execute("UPDATE cache_entries SET hits = ?, last_hit_at = ? WHERE id = ?", (hits, at, key))
+        conn.executemany("UPDATE cache_entries SET hits = ?, last_hit_at = ? WHERE id = ?", rows)
 
     return job
 
@@ -79,17 +81,6 @@ def bad_hit_job(entry: CacheEntry, trace_id: str | None, marked_by: str, now: fl
         return int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
 
     return job
-
-
-async def entries(
-    conn: aiosqlite.Connection, namespace: str | None, order: str, limit: int
-) -> list[dict[str, Any]]:
-    """Entries without their bodies: most recently used (`recent`) or most hit (`hits`) first."""
-    where, params = ("WHERE namespace = ?", [namespace]) if namespace else ("", [])
-    by = "hits DESC, last_hit_at DESC" if order == "hits" else "last_hit_at DESC"
-    sql = f"SELECT {_LISTED} FROM cache_entries {where} ORDER BY {by} LIMIT ?"
-    async with conn.execute(sql, [*params, limit]) as cursor:
-        return [dict(row) for row in await cursor.fetchall()]
 
 
 async def bad_hits(conn: aiosqlite.Connection, limit: int) -> list[dict[str, Any]]:

@@ -38,7 +38,8 @@ def _unit(metric: str) -> Any:
 def totals_table(data: dict[str, Any]) -> Table:
     totals, saved = data["totals"], data["savings"]
     table = Table(box=None, padding=(0, 1), expand=False, header_style="bold dim")
-    for name in ("requests", "errors", "tokens in", "tokens out", "cost", "shadow cost", "saved (local)"):
+    for name in ("requests", "errors", "tokens in", "tokens out", "cost", "shadow cost", "saved (local)",
+                 "saved (cache)"):  # fmt: skip
         table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
     table.add_row(
         f"{totals['requests']:,}",
@@ -48,6 +49,7 @@ def totals_table(data: dict[str, Any]) -> Table:
         f"[b]{fmt.usd(totals['cost_usd'])}[/]",
         fmt.usd(totals["shadow_cost_usd"]),
         f"[green]{fmt.usd(saved['local_serving_usd'])}[/]",
+        f"[green]{fmt.usd(saved['cache_usd'])}[/]",
     )
     return table
 

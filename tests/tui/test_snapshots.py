@@ -14,6 +14,7 @@ from textual.pilot import Pilot
 
 from llmops_tui.app import LlmopsApp
 from llmops_tui.client import DaemonClient
+from llmops_tui.screens.cache import CacheScreen
 from llmops_tui.screens.spend import SpendScreen
 from llmops_tui.screens.trace_detail import TraceDetailScreen
 from llmops_tui.screens.traces import TracesScreen
@@ -124,3 +125,12 @@ def test_daemon_unreachable_banner(snap_compare: Compare) -> None:
     steps = then(until(lambda app: app.connection.state == "down", "the disconnect"))
     app = snapshot_app(f"http://127.0.0.1:{free_port()}")  # nothing listens there
     assert snap_compare(app, terminal_size=(80, 24), run_before=steps)
+
+
+def test_cache_today(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
+    steps = then(
+        traces_loaded,
+        press("h"),
+        until(lambda app: isinstance(app.screen, CacheScreen) and app.screen.data is not None, "the cache"),
+    )
+    assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(110, 32), run_before=steps)
