@@ -95,7 +95,7 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
             if settings.watch_profile
             else None
         )
-        cache_hits = asyncio.create_task(services.keep_saving_cache_hits(stop))
+        cache_saver = asyncio.create_task(services.keep_saving_cache(stop))
         log.info(
             "llmops %s serving profile %s on http://%s:%d",
             __version__,
@@ -110,7 +110,7 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
             eager.cancel()
             if watcher is not None:
                 await watcher
-            await cache_hits
+            await cache_saver
             await services.drain()
             await asyncio.to_thread(writer.stop)  # every queued trace is written before we exit
             await reader.close()

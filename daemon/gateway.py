@@ -57,9 +57,13 @@ class Gateway:
 
     async def handle(
         self, endpoint: Endpoint, principal: Principal, body: dict[str, Any],
-        request_headers: Mapping[bytes, bytes], started: float,
+        request_headers: Mapping[bytes, bytes], started: float, waiting: Callable[[], None] | None = None,
     ) -> Reply | StreamReply:  # fmt: skip
+        """`waiting()` is called before the call waits on a model (the HTTP layer then watches for
+        its client leaving)."""
         ctx = self._context(endpoint, principal, body, request_headers, started)
+        if waiting is not None:
+            ctx.waiting = waiting
         try:
             return await self._serve(ctx)
         except GatewayError as exc:

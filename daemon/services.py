@@ -25,11 +25,11 @@ from daemon.pipeline.ending import Ending
 from daemon.pipeline.stage import StageFactory
 from daemon.runtime import ModelEntry, Runtime, Runtimes, build_runtime, start_eager
 from daemon.settings import Settings
-from daemon.storage.cache import hits_job
+from daemon.storage.cache import save_job
 from daemon.storage.writer import Writer
 
 log = logging.getLogger("llmops")
-CACHE_HITS_SECONDS = 5.0  # how often the cache's hit counters are saved
+CACHE_SAVE_SECONDS = 1.0  # how often the cache index's changes are written
 
 
 class Services:
@@ -116,29 +116,29 @@ class Services:
             "event_subscribers": self.bus.subscribers,
         }
 
-    async def save_cache_hits(self) -> None:
-        """Write the cache's hit counters and LRU order (in batches: see ExactIndex.take_hits)."""
-        hit = self.exact_cache.take_hits()
-        if hit:
+    async def save_cache(self) -> None:
+        """Write the cache index's changes since the last save (it is written behind)."""
+        changed, removed = self.exact_cache.take_changes()
+        if changed or removed:
             try:
-                await self.writer.run(hits_job(hit))
+                await self.writer.run(save_job(changed, removed))
             except BaseException:
-                self.exact_cache.not_saved(hit)
+                self.exact_cache.not_saved(changed, removed)
                 raise
 
-    async def keep_saving_cache_hits(self, stop: asyncio.Event) -> None:
+    async def keep_saving_cache(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), CACHE_HITS_SECONDS)
+                await asyncio.wait_for(stop.wait(), CACHE_SAVE_SECONDS)
             try:
-                await self.save_cache_hits()
+                await self.save_cache()
             except Exception:
-                log.exception("saving the cache's hit counters failed; they are kept for the next try")
+                log.exception("saving the cache failed; its changes are kept for the next try")
 
     async def drain(self) -> None:
-        """At shutdown, once connections have closed: close every provider, save the cache's hits."""
+        """At shutdown, once connections have closed: close every provider, save the cache."""
         await self.runtimes.close()
-        await self.save_cache_hits()
+        await self.save_cache()
 
 
 def model_state(entry: ModelEntry) -> dict[str, Any]:

@@ -84,19 +84,25 @@ async def read_body_json(receive: Receive, declared: bytes | None, limit: int) -
 
 
 class Disconnect:
-    """Cancels the request's task when its client disconnects, from the moment its body has been
-    read (uvicorn's `receive` then waits for nothing but the end of the connection): a call whose
-    client left stops at once, even before any byte of an answer, and a local model stops
-    generating. Call `finishing()` before the last send, whose completion also wakes the watcher."""
+    """Cancels the request's task when its client disconnects, once `start()`ed: when the call is
+    about to wait on a model or to stream (a call answered at once, a cache hit, needs no watcher).
+    From then a client that leaves stops its call at once, even before any byte of an answer, and a
+    local model stops generating. Call `finishing()` before the last send, whose completion also
+    wakes the watcher."""
 
     def __init__(self, receive: Receive) -> None:
         task = asyncio.current_task()
         assert task is not None
         self.task = task
+        self.receive = receive
         self.gone = False
         self.finished = False
-        self.watcher = asyncio.ensure_future(_wait_disconnect(receive))
-        self.watcher.add_done_callback(self._disconnected)
+        self.watcher: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        if self.watcher is None and not self.finished:
+            self.watcher = asyncio.ensure_future(_wait_disconnect(self.receive))
+            self.watcher.add_done_callback(self._disconnected)
 
     def _disconnected(self, watch: asyncio.Future[None]) -> None:
         if not self.finished and not watch.cancelled():
@@ -108,7 +114,8 @@ class Disconnect:
 
     def close(self) -> None:
         self.finished = True
-        self.watcher.cancel()
+        if self.watcher is not None:
+            self.watcher.cancel()
 
 
 async def _wait_disconnect(receive: Receive) -> None:
@@ -137,6 +144,7 @@ async def send_stream(
 ) -> None:
     """Forward `events` as an SSE body. A chunk that ends with `last` (`data: [DONE]`: nothing
     follows it) leaves with the end of the body, in one write."""
+    watch.start()
     await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
     final = b""
     async for chunk in events:

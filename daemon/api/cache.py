@@ -94,7 +94,7 @@ async def evict(request: Request) -> Response:
     services = services_of(request)
     entry = _entry(request, request.path_params["entry_id"])
     services.exact_cache.remove(entry.id)
-    await services.writer.run(cache_store.delete_job([entry.id]))
+    await services.save_cache()
     return JSON({"evicted": entry.id, "namespace": entry.namespace})
 
 
@@ -103,8 +103,8 @@ async def clear(request: Request) -> Response:
     require_admin(await authenticate(request))
     services = services_of(request)
     gone = services.exact_cache.clear(request.query_params.get("namespace") or None)
-    await services.writer.run(cache_store.delete_job(gone))
-    return JSON({"cleared": len(gone)})
+    await services.save_cache()
+    return JSON({"cleared": gone})
 
 
 async def bad_hit(request: Request) -> Response:
@@ -122,6 +122,7 @@ async def bad_hit(request: Request) -> Response:
         raise NotFound(f"No cache hit with trace id {trace_id!r}.", param="trace_id")
     entry = services.exact_cache.remove(hit["entry"]) or _gone_entry(hit, trace)
     mark = await services.writer.run(cache_store.bad_hit_job(entry, trace_id, principal.user, time.time()))
+    await services.save_cache()
     return JSON({"bad_hit": mark, "evicted": entry.id, "question": entry.question}, status_code=201)
 
 

@@ -62,7 +62,9 @@ class HotRoute:
         watch = Disconnect(receive)
         reply: Reply | StreamReply | None = None
         try:
-            reply = await services.gateway.handle(self.endpoint, principal, body, headers, started)
+            reply = await services.gateway.handle(
+                self.endpoint, principal, body, headers, started, watch.start
+            )
             if isinstance(reply, StreamReply):
                 await send_stream(send, reply.events, encode_headers(reply.headers), DONE, watch)
             else:

@@ -1,8 +1,10 @@
 """The exact cache's index: entries by key, least recently used first, in memory.
 
-The database holds the same entries (storage/cache.py): it is loaded at start, so a restart keeps
-the cache, and every change here is written in the transaction of the call that made it. A lookup
-never touches the disk: a hit costs a dict access. Only the event loop uses the index.
+The index is the truth; the database (storage/cache.py) is its copy, loaded at start so that a
+restart keeps the cache. Changes are written behind, in batches (`take_changes`, every second and
+at shutdown), never in the transaction of the call that made them: a lookup, a hit or a stored
+answer costs a dict operation, and a crash loses at most the last second's entries and counters
+(which costs misses later, not wrong answers). Only the event loop uses the index.
 """
 
 from __future__ import annotations
@@ -35,9 +37,8 @@ class ExactIndex:
     def __init__(self, entries: Iterable[CacheEntry] = ()) -> None:
         """`entries` oldest use first, as storage loads them."""
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict((entry.id, entry) for entry in entries)
-        # Hits not written yet: a hit's counters are saved in batches, not in the transaction of the
-        # call it answered (a hit should cost as little as possible; a crash loses a few counts).
-        self._hit_since_flush: set[str] = set()
+        self._changed: set[str] = set()  # stored or hit since the last take_changes
+        self._removed: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -52,37 +53,46 @@ class ExactIndex:
         entry.hits += 1
         entry.last_hit_at = now
         self._entries.move_to_end(entry.id)
-        self._hit_since_flush.add(entry.id)
+        self._changed.add(entry.id)
 
-    def take_hits(self) -> list[CacheEntry]:
-        """The entries hit since the last call, still in the index, for storage to save."""
-        keys, self._hit_since_flush = self._hit_since_flush, set()
-        return [entry for key in keys if (entry := self._entries.get(key)) is not None]
-
-    def not_saved(self, entries: Iterable[CacheEntry]) -> None:
-        """`take_hits` handed these out but saving them failed: hand them out again next time."""
-        self._hit_since_flush.update(entry.id for entry in entries)
-
-    def put(self, entry: CacheEntry, max_entries: int) -> list[str]:
-        """Add or replace `entry`; the ids evicted to stay within `max_entries`, oldest use first."""
+    def put(self, entry: CacheEntry, max_entries: int) -> None:
+        """Add or replace `entry`; the least recently used go to stay within `max_entries`."""
         self._entries[entry.id] = entry
         self._entries.move_to_end(entry.id)
-        evicted = []
+        self._changed.add(entry.id)
+        self._removed.discard(entry.id)
         while len(self._entries) > max_entries:
-            evicted.append(self._entries.popitem(last=False)[0])
-        return evicted
+            self._forget(self._entries.popitem(last=False)[0])
 
     def remove(self, key: str) -> CacheEntry | None:
-        return self._entries.pop(key, None)
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._forget(key)
+        return entry
 
-    def clear(self, namespace: str | None = None) -> list[str]:
-        """Remove every entry (of one namespace); their ids."""
-        gone = [
-            key for key, entry in self._entries.items() if namespace is None or entry.namespace == namespace
-        ]
+    def clear(self, namespace: str | None = None) -> int:
+        """Remove every entry (of one namespace); how many."""
+        gone = [key for key, entry in self._entries.items() if namespace in (None, entry.namespace)]
         for key in gone:
             del self._entries[key]
-        return gone
+            self._forget(key)
+        return len(gone)
+
+    def _forget(self, key: str) -> None:
+        self._changed.discard(key)
+        self._removed.add(key)
+
+    def take_changes(self) -> tuple[list[CacheEntry], list[str]]:
+        """What to write since the last call: entries stored or hit (whole: an upsert), keys removed."""
+        changed = [entry for key in self._changed if (entry := self._entries.get(key)) is not None]
+        removed = list(self._removed)
+        self._changed, self._removed = set(), set()
+        return changed, removed
+
+    def not_saved(self, changed: Iterable[CacheEntry], removed: Iterable[str]) -> None:
+        """Writing what `take_changes` gave failed: give it again next time (unless changed since)."""
+        self._changed.update(entry.id for entry in changed if entry.id in self._entries)
+        self._removed.update(key for key in removed if key not in self._entries)
 
     def expired(self, now: float) -> list[str]:
         return [key for key, entry in self._entries.items() if entry.expires_at <= now]

@@ -33,6 +33,7 @@ async def first_answer(
     ctx: Context, call: Callable[[ModelEntry, Call], Awaitable[T]]
 ) -> tuple[ModelEntry, Attempt, T]:
     """`call` each candidate in turn; the first that answers, its attempt and its answer."""
+    ctx.waiting()
     last = len(ctx.candidates) - 1
     for index, entry in enumerate(ctx.candidates):
         attempt = Attempt(entry.name, entry.config.provider)

@@ -22,7 +22,6 @@ from daemon.pipeline.context import Context, Outcome
 from daemon.pipeline.stage import Answer, Stage
 from daemon.providers.base import Completion
 from daemon.providers.wire import completion_body
-from daemon.storage.cache import delete_job, store_job
 
 if TYPE_CHECKING:
     from daemon.services import Services
@@ -82,7 +81,6 @@ class CacheStage(Stage):
             return None, "no entry"
         if entry.expires_at <= self.clock():
             self.index.remove(key)
-            ctx.jobs.append(delete_job([key]))
             return None, "the entry had expired"
         return entry, ""
 
@@ -104,8 +102,7 @@ class CacheStage(Stage):
             completion_tokens=served.completion_tokens, cost_usd=served.cost_usd, trace_id=ctx.trace.id,
             created_at=now, expires_at=now + self.config.ttl, last_hit_at=now,
         )  # fmt: skip
-        evicted = self.index.put(entry, self.config.max_entries)
-        ctx.jobs.append(store_job(entry, evicted))
+        self.index.put(entry, self.config.max_entries)  # written behind: see cache/exact.py
 
     def _hit(self, ctx: Context, entry: CacheEntry) -> Completion:
         now = self.clock()

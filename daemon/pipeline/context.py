@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from daemon.runtime import ModelEntry, Runtime
 
 Endpoint = Literal["chat", "embeddings"]
+
+
+def _nothing() -> None:
+    return None
+
+
 Job = Callable[[Any], Any]  # a write, run by the writer in the ending's transaction
 
 
@@ -62,6 +68,9 @@ class Context:
     jobs: list[Job] = field(default_factory=list)  # stages' writes, committed with the trace
     state: dict[str, Any] = field(default_factory=dict)  # stages' scratch space, keyed by stage name
     provider_ms: float = 0.0  # time spent waiting on providers before the answer began
+    # Called before anything that waits long (a model): the HTTP layer starts watching for the
+    # client leaving, which cancels the call. A stage that waits long calls it too.
+    waiting: Callable[[], None] = _nothing
     ended: bool = False
 
     def decide(self, stage: str, outcome: str, reason: str = "") -> None:

@@ -36,49 +36,35 @@ def load(conn: Any, now: float) -> list[CacheEntry]:
     return entries
 
 
-def store_job(entry: CacheEntry, evicted: Sequence[str]) -> Job:
-    row = list(_VALUES(entry))  # not dataclasses.astuple: it deep-copies the body
-    row[_BODY] = orjson.dumps(entry.body).decode()
+def save_job(changed: Sequence[CacheEntry], removed: Sequence[str]) -> Job:
+    """Write the index's changes: entries stored or hit (upserted whole), entries removed."""
+    rows = []
+    for entry in changed:
+        row = list(_VALUES(entry))  # not dataclasses.astuple: it deep-copies the body
+        row[_BODY] = orjson.dumps(entry.body).decode()
+        rows.append(row)
+    keys = [(key,) for key in removed]
 
     def job(conn: Any) -> None:
-        conn.execute(_INSERT, row)
-        if evicted:
-            delete_job(evicted)(conn)
-
-    return job
-
-
-def hits_job(entries: Sequence[CacheEntry]) -> Job:
-    """Save the hit counts and last-hit times (the LRU order) of `entries`."""
-    rows = [(entry.hits, entry.last_hit_at, entry.id) for entry in entries]
-
-    def job(conn: Any) -> None:
-        conn.executemany("UPDATE cache_entries SET hits = ?, last_hit_at = ? WHERE id = ?", rows)
-
-    return job
-
-
-def delete_job(ids: Sequence[str]) -> Job:
-    keys = [(key,) for key in ids]
-
-    def job(conn: Any) -> int:
-        return int(conn.executemany("DELETE FROM cache_entries WHERE id = ?", keys).rowcount)
+        if rows:
+            conn.executemany(_INSERT, rows)
+        if keys:
+            conn.executemany("DELETE FROM cache_entries WHERE id = ?", keys)
 
     return job
 
 
 def bad_hit_job(entry: CacheEntry, trace_id: str | None, marked_by: str, now: float) -> Job:
-    """Record that a hit of `entry` was wrong, and evict it."""
+    """Record that a hit of `entry` was wrong (the index evicts the entry; its next save deletes it)."""
     mark = (entry.id, entry.namespace, trace_id, entry.question, marked_by, now)
 
     def job(conn: Any) -> int:
-        conn.execute(
+        cursor = conn.execute(
             "INSERT INTO cache_bad_hits (entry_id, namespace, trace_id, question, marked_by, marked_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             mark,
         )
-        conn.execute("DELETE FROM cache_entries WHERE id = ?", (entry.id,))
-        return int(conn.execute("SELECT last_insert_rowid()").fetchone()[0])
+        return int(cursor.lastrowid)
 
     return job
 
