@@ -83,9 +83,11 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         writer = Writer(settings.db_path, upkeep=index_backlog)
         await asyncio.to_thread(writer.start)
-        reader, auth_reader = await db.connect(settings.db_path), await db.connect(settings.db_path)
+        readers = [await db.connect(settings.db_path) for _ in range(3)]
+        reader, auth_reader, cache_reader = readers
         cached = await asyncio.to_thread(_cache_entries, settings.db_path)
-        services = Services(settings, profile, writer, reader, auth_reader, stages, cached)
+        services = Services(settings, profile, writer, reader, auth_reader, stages, cached, cache_reader)
+        await services.forget_old_embedders()
         app.state.services = services
         await services.authenticator.keys_exist()
         eager = asyncio.create_task(start_eager(services.runtimes.current))
@@ -113,8 +115,8 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
             await cache_saver
             await services.drain()
             await asyncio.to_thread(writer.stop)  # every queued trace is written before we exit
-            await reader.close()
-            await auth_reader.close()
+            for connection in readers:
+                await connection.close()
             log.info("llmops stopped cleanly: in-flight requests finished, traces written")
 
     state = State()

@@ -128,7 +128,7 @@ def build_runtime(
         defaults = config.defaults.model_dump(exclude_none=True) if config.defaults else {}
         price, shadow = _unit(config.price), _shadow_price(config, profile)
         models[name] = ModelEntry(name, config, provider, price, shadow, defaults)
-    runtime = Runtime(profile, path, models, build_stages(stages, profile, services))
+    runtime = Runtime(profile, path, models, build_stages(stages, profile, services, models))
     runtime.drained.set()
     return runtime
 

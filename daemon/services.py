@@ -17,6 +17,7 @@ import aiosqlite
 from daemon import __version__
 from daemon.auth import Authenticator
 from daemon.cache.exact import CacheEntry, ExactIndex
+from daemon.cache.semantic import embedder_identity as semantic_identity
 from daemon.config.loader import ProfileError, load_profile
 from daemon.config.schema import Profile
 from daemon.events import EventBus
@@ -25,7 +26,7 @@ from daemon.pipeline.ending import Ending
 from daemon.pipeline.stage import StageFactory
 from daemon.runtime import ModelEntry, Runtime, Runtimes, build_runtime, start_eager
 from daemon.settings import Settings
-from daemon.storage.cache import save_job
+from daemon.storage.cache import drop_vector_tables_except, save_job
 from daemon.storage.writer import Writer
 
 log = logging.getLogger("llmops")
@@ -36,7 +37,7 @@ class Services:
     def __init__(
         self, settings: Settings, profile: Profile, writer: Writer, reader: aiosqlite.Connection,
         auth_reader: aiosqlite.Connection, stages: Sequence[StageFactory],
-        cache_entries: Sequence[CacheEntry] = (),
+        cache_entries: Sequence[CacheEntry] = (), cache_reader: aiosqlite.Connection | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.writer = writer
@@ -46,6 +47,9 @@ class Services:
         self.bus = EventBus()
         self.authenticator = Authenticator(auth_reader, loopback=settings.loopback)
         self.exact_cache = ExactIndex(cache_entries)  # the cache's entries, loaded from the database
+        # The semantic cache's searches get a connection of their own: an admin query must not
+        # hold up a lookup.
+        self.cache_reader = cache_reader or reader
         self.stages = tuple(stages)
         self.runtimes = Runtimes(
             self._watched(build_runtime(profile, settings.profile_path, None, self.stages, self))
@@ -73,6 +77,7 @@ class Services:
         self.runtimes.replace(new)
         self.profile_error = None
         self.reloads += 1
+        await self.forget_old_embedders()
         await start_eager(new)
         log.info("profile %s reloaded from %s (%d models)", profile.name, path, len(profile.models))
         self.bus.publish("profile", {"ok": True, "name": profile.name})
@@ -125,6 +130,21 @@ class Services:
             except BaseException:
                 self.exact_cache.not_saved(changed, removed)
                 raise
+            for entry in changed:
+                entry.vector = None  # saved in its vector table: memory need not keep it
+
+    async def forget_old_embedders(self) -> None:
+        """The semantic cache's vectors of an embedder no longer configured can never match again:
+        drop them (their entries stay, as exact entries)."""
+        await self.save_cache()
+        semantic = self.profile.cache.semantic if self.profile.cache else None
+        embedder = semantic_identity(self.runtimes.current.models[semantic.embedder]) if semantic else None
+        dropped = await self.writer.run(drop_vector_tables_except(embedder))
+        for entry in self.exact_cache:
+            if entry.vector_table in dropped:
+                entry.vector_table = entry.space = entry.vector = None
+        if dropped:
+            log.info("dropped the semantic cache's vectors of a former embedder: %s", ", ".join(dropped))
 
     async def keep_saving_cache(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

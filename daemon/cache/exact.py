@@ -31,6 +31,10 @@ class CacheEntry:
     expires_at: float
     last_hit_at: float = field(default=0.0)
     hits: int = 0
+    # A semantic entry's place (its vector table and space) and, until saved, its vector (float32).
+    vector_table: str | None = None
+    space: str | None = None
+    vector: bytes | None = None
 
 
 class ExactIndex:
@@ -38,7 +42,7 @@ class ExactIndex:
         """`entries` oldest use first, as storage loads them."""
         self._entries: OrderedDict[str, CacheEntry] = OrderedDict((entry.id, entry) for entry in entries)
         self._changed: set[str] = set()  # stored or hit since the last take_changes
-        self._removed: set[str] = set()
+        self._removed: dict[str, str | None] = {}  # key -> its vector table, if it had one
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -60,39 +64,40 @@ class ExactIndex:
         self._entries[entry.id] = entry
         self._entries.move_to_end(entry.id)
         self._changed.add(entry.id)
-        self._removed.discard(entry.id)
+        self._removed.pop(entry.id, None)
         while len(self._entries) > max_entries:
-            self._forget(self._entries.popitem(last=False)[0])
+            self._forget(self._entries.popitem(last=False)[1])
 
     def remove(self, key: str) -> CacheEntry | None:
         entry = self._entries.pop(key, None)
         if entry is not None:
-            self._forget(key)
+            self._forget(entry)
         return entry
 
     def clear(self, namespace: str | None = None) -> int:
         """Remove every entry (of one namespace); how many."""
-        gone = [key for key, entry in self._entries.items() if namespace in (None, entry.namespace)]
-        for key in gone:
-            del self._entries[key]
-            self._forget(key)
+        gone = [entry for entry in self._entries.values() if namespace in (None, entry.namespace)]
+        for entry in gone:
+            del self._entries[entry.id]
+            self._forget(entry)
         return len(gone)
 
-    def _forget(self, key: str) -> None:
-        self._changed.discard(key)
-        self._removed.add(key)
+    def _forget(self, entry: CacheEntry) -> None:
+        self._changed.discard(entry.id)
+        self._removed[entry.id] = entry.vector_table
 
-    def take_changes(self) -> tuple[list[CacheEntry], list[str]]:
-        """What to write since the last call: entries stored or hit (whole: an upsert), keys removed."""
+    def take_changes(self) -> tuple[list[CacheEntry], dict[str, str | None]]:
+        """What to write since the last call: entries stored or hit (whole: an upsert, with a vector
+        not saved yet), and the keys removed (with their vector tables)."""
         changed = [entry for key in self._changed if (entry := self._entries.get(key)) is not None]
-        removed = list(self._removed)
-        self._changed, self._removed = set(), set()
+        removed = self._removed
+        self._changed, self._removed = set(), {}
         return changed, removed
 
-    def not_saved(self, changed: Iterable[CacheEntry], removed: Iterable[str]) -> None:
+    def not_saved(self, changed: Iterable[CacheEntry], removed: dict[str, str | None]) -> None:
         """Writing what `take_changes` gave failed: give it again next time (unless changed since)."""
         self._changed.update(entry.id for entry in changed if entry.id in self._entries)
-        self._removed.update(key for key in removed if key not in self._entries)
+        self._removed.update((key, table) for key, table in removed.items() if key not in self._entries)
 
     def expired(self, now: float) -> list[str]:
         return [key for key, entry in self._entries.items() if entry.expires_at <= now]

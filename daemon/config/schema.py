@@ -146,6 +146,19 @@ class TracesConfig(Strict):
     max_text_chars: int = Field(default=32_000, ge=0, description="truncate stored messages/response")
 
 
+class SemanticCacheConfig(Strict):
+    """A request like one seen before (the same but for its wording) is answered from the cache."""
+
+    embedder: str = Field(description="a model of this profile with embedding: true (local or remote)")
+    threshold: float = Field(default=0.95, ge=0, le=1, description="cosine below which nothing matches")
+    verify: bool = Field(default=True, description="the trained verifier must also accept the match")
+    candidates: int = Field(default=10, ge=1, le=100, description="nearest entries looked at")
+    skip: list[Literal["temperature", "tools", "code", "current"]] = Field(
+        default=["temperature", "tools", "code", "current"],
+        description="requests never matched by meaning (a look-alike answer to code or to the present harms)",
+    )
+
+
 class CacheConfig(Strict):
     """The response cache (daemon/cache/): an exact match of a request answers it from the cache."""
 
@@ -163,6 +176,7 @@ class CacheConfig(Strict):
         description="requests not cached: above max_temperature, offering tools, asking for code, "
         "asking about the present",
     )
+    semantic: SemanticCacheConfig | None = None
 
 
 class Profile(Strict):
@@ -182,4 +196,11 @@ class Profile(Strict):
         for name in (self.cache.models or []) if self.cache else []:
             if name not in self.models:
                 raise ValueError(f"cache.models: {name!r} is not one of models")
+        semantic = self.cache.semantic if self.cache else None
+        if semantic is not None:
+            embedder = self.models.get(semantic.embedder)
+            if embedder is None or not embedder.embedding:
+                raise ValueError(
+                    f"cache.semantic.embedder: {semantic.embedder!r} is not an embedding model of models"
+                )
         return self

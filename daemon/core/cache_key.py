@@ -51,3 +51,24 @@ def question_of(body: dict[str, Any]) -> str:
                 return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
             return str(content or "")
     return ""
+
+
+def semantic_space(space: str, body: dict[str, Any]) -> str:
+    """The namespace of a match by meaning: the exact namespace and everything in the request except
+    the wording of its last user message (the system prompt, earlier turns, every parameter), so
+    only requests that differ in that wording alone may share an answer."""
+    messages = list(body.get("messages") or [])
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if isinstance(message, dict) and message.get("role") == "user":
+            messages[index] = {**message, "content": None}
+            break
+    material = {name: value for name, value in body.items() if name not in NOT_IN_KEY and name != "messages"}
+    encoded = orjson.dumps([material, messages], option=orjson.OPT_SORT_KEYS)
+    return f"{space}|{hashlib.sha256(encoded).hexdigest()[:16]}"
+
+
+def vector_table(embedder: str, dimensions: int) -> str:
+    """The vector table of one embedder (its name and the model behind it): a new embedder gets a
+    new table, so vectors of different models (or sizes) are never compared."""
+    return f"cache_vectors_{dimensions}_{hashlib.sha256(embedder.encode()).hexdigest()[:8]}"

@@ -1,35 +1,45 @@
-"""The cache stage: a request seen before, in the same namespace, is answered from the cache.
+"""The cache stage: a request seen before in its namespace, word for word or (with `semantic:`) in
+meaning, is answered from the cache.
 
-Before the call it decides (and says why): bypass (the client asked, or a skip rule), a hit (the
+Before the call it decides, and says why: bypass (the client asked, or a skip rule), a hit (the
 stored completion answers, replayed as SSE for a stream), or a miss. After a miss it stores the
-answer, but only a whole one: never an error, a cancelled stream or a truncated (`length`) answer.
-Headers: `x-llmops-cache: hit-exact | miss | bypass`, and `x-llmops-cache-similarity` on a hit.
+answer (with the question's embedding, for later matches by meaning), but only a whole one: never
+an error, a cancelled stream or a truncated (`length`) answer.
+Headers: `x-llmops-cache: hit-exact | hit-semantic | miss | bypass`, and
+`x-llmops-cache-similarity` on a hit.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from daemon.cache.exact import CacheEntry, ExactIndex
+from daemon.cache.semantic import Match, SemanticLookup, choose
 from daemon.config.schema import CacheConfig, Profile
-from daemon.core.cache_key import exact_key, namespace, question_of
-from daemon.core.cache_policy import control_of, skip_reason
+from daemon.core.cache_key import exact_key, namespace, question_of, semantic_space
+from daemon.core.cache_policy import Control, control_of, skip_reason
 from daemon.core.cost import Usage
+from daemon.errors import GatewayError
 from daemon.pipeline.context import Context, Outcome
 from daemon.pipeline.stage import Answer, Stage
 from daemon.providers.base import Completion
 from daemon.providers.wire import completion_body
+from daemon.runtime import ModelEntry
 
 if TYPE_CHECKING:
     from daemon.services import Services
 
+log = logging.getLogger(__name__)
 HEADER, SIMILARITY = "x-llmops-cache", "x-llmops-cache-similarity"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Pending:
     """What `before` found out, for `after` to store the answer under."""
 
@@ -38,16 +48,21 @@ class _Pending:
     model: str
     question: str
     store: bool
+    space: str | None = None  # the semantic space, when the question was embedded
+    vector: np.ndarray | None = None
+    table: str | None = None
 
 
 class CacheStage(Stage):
     name = "cache"
 
     def __init__(
-        self, config: CacheConfig, index: ExactIndex, clock: Callable[[], float] = time.time
-    ) -> None:
+        self, config: CacheConfig, index: ExactIndex, semantic: SemanticLookup | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:  # fmt: skip
         self.config = config
         self.index = index
+        self.semantic = semantic
         self.clock = clock
         self.models = frozenset(config.models) if config.models is not None else None
 
@@ -64,13 +79,17 @@ class CacheStage(Stage):
             self._say(ctx, "bypass", reason)
             return None
         space = namespace(self.config.scope, ctx.principal, model)
-        key = exact_key(space, ctx.body)
-        ctx.state[self.name] = _Pending(key, space, model, question_of(ctx.body), control.store)
-        entry, why = self._lookup(ctx, key, control.read)
-        if entry is None:
-            self._say(ctx, "miss", why)
-            return None
-        return self._hit(ctx, entry)
+        pending = _Pending(exact_key(space, ctx.body), space, model, question_of(ctx.body), control.store)
+        ctx.state[self.name] = pending
+        entry, why = self._lookup(ctx, pending.key, control.read)
+        if entry is not None:
+            return self._hit(ctx, entry, "hit-exact", 1.0)
+        if self.semantic is not None:
+            match, why = await self._semantic(ctx, pending, control, why)
+            if match is not None and (found := self.index.get(match.entry_id)) is not None:
+                return self._hit(ctx, found, "hit-semantic", match.similarity)
+        self._say(ctx, "miss", why)
+        return None
 
     def _lookup(self, ctx: Context, key: str, read: bool) -> tuple[CacheEntry | None, str]:
         """The live entry for `key`, or why there is none (an expired one is dropped)."""
@@ -84,6 +103,37 @@ class CacheStage(Stage):
             return None, "the entry had expired"
         return entry, ""
 
+    async def _semantic(
+        self, ctx: Context, pending: _Pending, control: Control, why: str
+    ) -> tuple[Match | None, str]:
+        """Embed the question (also to store it) and look for an entry asking the same thing."""
+        assert self.semantic is not None
+        config = self.semantic.config
+        skip = skip_reason(ctx.body, config.skip, self.config.max_temperature)
+        if skip is not None or not pending.question:
+            return None, f"{why}; not matched by meaning: {skip or 'no question'}"
+        ctx.waiting()  # an embedding is a model call
+        try:
+            pending.vector = await self.semantic.embed(pending.question)
+            pending.space = semantic_space(pending.namespace, ctx.body)
+            if not control.read:
+                pending.table = self.semantic.table
+                return None, why
+            candidates, pending.table = await self.semantic.find(pending.space, pending.vector)
+        except GatewayError as exc:  # the cache is an optimisation: a broken embedder costs a miss
+            log.warning("semantic cache lookup failed: %s", exc.message)
+            return None, f"{why}; the embedder failed: {exc.message}"
+        now = self.clock()
+
+        def alive(entry_id: str, _cosine: float) -> bool:
+            entry = self.index.get(entry_id)
+            return entry is not None and entry.expires_at > now
+
+        match, best = choose(pending.vector, candidates, config.threshold, alive)
+        if match is None:
+            return None, f"best {best:.2f} < {config.threshold:.2f}" if candidates else "no entry"
+        return match, ""
+
     def after(self, ctx: Context, outcome: Outcome) -> None:
         pending: _Pending | None = ctx.state.get(self.name)
         if pending is None or outcome.answered_by == self.name or not pending.store:
@@ -96,27 +146,33 @@ class CacheStage(Stage):
         body = outcome.body or completion_body(
             f"chatcmpl-{pending.key[:24]}", int(now), served.model, outcome.text, outcome.finish_reason, usage
         )
+        semantic = pending.vector is not None and pending.table is not None
         entry = CacheEntry(
             id=pending.key, kind="exact", namespace=pending.namespace, model=pending.model,
             question=pending.question, body=body, prompt_tokens=served.prompt_tokens,
             completion_tokens=served.completion_tokens, cost_usd=served.cost_usd, trace_id=ctx.trace.id,
             created_at=now, expires_at=now + self.config.ttl, last_hit_at=now,
+            vector_table=pending.table if semantic else None, space=pending.space if semantic else None,
+            vector=pending.vector.tobytes() if semantic and pending.vector is not None else None,
         )  # fmt: skip
         self.index.put(entry, self.config.max_entries)  # written behind: see cache/exact.py
 
-    def _hit(self, ctx: Context, entry: CacheEntry) -> Completion:
+    def _hit(self, ctx: Context, entry: CacheEntry, kind: str, similarity: float) -> Completion:
         now = self.clock()
         self.index.hit(entry, now)
         trace = ctx.trace
-        trace.cache, trace.served_model = "hit-exact", str(entry.body.get("model") or entry.model)
+        trace.cache, trace.served_model = kind, str(entry.body.get("model") or entry.model)
         trace.saved_usd, trace.saved_tokens = entry.cost_usd, entry.prompt_tokens + entry.completion_tokens
         age = round(now - entry.created_at, 1)
         trace.metadata["cache"] = {
             "entry": entry.id, "namespace": entry.namespace, "question": entry.question,
-            "similarity": 1.0, "from_trace": entry.trace_id, "age_s": age,
+            "similarity": round(similarity, 4), "from_trace": entry.trace_id, "age_s": age,
         }  # fmt: skip
-        ctx.reply_headers[HEADER], ctx.reply_headers[SIMILARITY] = "hit-exact", "1.000"
-        ctx.decide(self.name, "hit-exact", f"entry {entry.id[:12]}, hit {entry.hits} times")
+        ctx.reply_headers[HEADER], ctx.reply_headers[SIMILARITY] = kind, f"{similarity:.3f}"
+        said = f"entry {entry.id[:12]}, hit {entry.hits} times"
+        if kind == "hit-semantic":
+            said = f"similarity {similarity:.3f} to {entry.question!r}, {said}"
+        ctx.decide(self.name, kind, said)
         choice = (entry.body.get("choices") or [{}])[0]
         message = choice.get("message") or {}
         return Completion(
@@ -133,5 +189,11 @@ class CacheStage(Stage):
         ctx.decide(self.name, status, reason)
 
 
-def build(profile: Profile, services: Services) -> Stage | None:
-    return CacheStage(profile.cache, services.exact_cache) if profile.cache is not None else None
+def build(profile: Profile, services: Services, models: Mapping[str, ModelEntry]) -> Stage | None:
+    config = profile.cache
+    if config is None:
+        return None
+    semantic = None
+    if config.semantic is not None:
+        semantic = SemanticLookup(config.semantic, models[config.semantic.embedder], services.cache_reader)
+    return CacheStage(config, services.exact_cache, semantic)

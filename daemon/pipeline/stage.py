@@ -16,7 +16,7 @@ runs the bare path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -25,6 +25,7 @@ from daemon.providers.base import Chunk, Completion, Embeddings
 
 if TYPE_CHECKING:
     from daemon.config.schema import Profile
+    from daemon.runtime import ModelEntry
     from daemon.services import Services
 
 Answer = Completion | Embeddings
@@ -44,8 +45,9 @@ class Stage:
 
 
 # Builds a profile's stage, or None when the profile does not use it. Called on every (re)load,
-# with the services that outlive reloads (the writer, a ledger, indices...).
-StageFactory = Callable[["Profile", "Services"], Stage | None]
+# with the services that outlive reloads (the writer, a ledger, indices...) and the new runtime's
+# models (a stage may call one: the cache's embedder).
+StageFactory = Callable[["Profile", "Services", Mapping[str, "ModelEntry"]], Stage | None]
 
 
 def _overrides(stage: Stage, hook: str) -> bool:
@@ -71,6 +73,9 @@ class StageList:
         )
 
 
-def build_stages(factories: Sequence[StageFactory], profile: Profile, services: Services | None) -> StageList:
-    built = (factory(profile, services) for factory in factories) if services is not None else ()
+def build_stages(
+    factories: Sequence[StageFactory], profile: Profile, services: Services | None,
+    models: Mapping[str, ModelEntry],
+) -> StageList:  # fmt: skip
+    built = (factory(profile, services, models) for factory in factories) if services is not None else ()
     return StageList.of([stage for stage in built if stage is not None])

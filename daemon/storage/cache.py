@@ -3,20 +3,25 @@ calls that change them (jobs), and summed for the cache view."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from operator import attrgetter
 from typing import Any
 
 import aiosqlite
+import numpy as np
 import orjson
 
 from daemon.cache.exact import CacheEntry
-from daemon.core.cache_key import question_of
+from daemon.core.cache_key import question_of, vector_table
+from daemon.storage.db import sqlite_module
 
 Job = Callable[[Any], Any]
-_COLUMNS = tuple(f.name for f in fields(CacheEntry))
+# The vector itself lives in its sqlite-vec table, not in cache_entries.
+_COLUMNS = tuple(f.name for f in fields(CacheEntry) if f.name != "vector")
 _VALUES, _BODY = attrgetter(*_COLUMNS), _COLUMNS.index("body")
+VECTOR_TABLE = re.compile(r"^cache_vectors_(\d+)_[0-9a-f]{8}$")
 _INSERT = (
     f"INSERT OR REPLACE INTO cache_entries ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 )
@@ -36,20 +41,100 @@ def load(conn: Any, now: float) -> list[CacheEntry]:
     return entries
 
 
-def save_job(changed: Sequence[CacheEntry], removed: Sequence[str]) -> Job:
-    """Write the index's changes: entries stored or hit (upserted whole), entries removed."""
-    rows = []
+def save_job(changed: Sequence[CacheEntry], removed: Mapping[str, str | None]) -> Job:
+    """Write the index's changes: entries stored or hit (upserted whole, with their vectors when
+    new), and entries removed (with their vectors)."""
+    rows: list[list[Any]] = []
+    vectors: list[tuple[str, tuple[int, str, bytes, str, bytes]]] = []
     for entry in changed:
         row = list(_VALUES(entry))  # not dataclasses.astuple: it deep-copies the body
         row[_BODY] = orjson.dumps(entry.body).decode()
         rows.append(row)
-    keys = [(key,) for key in removed]
+        table, vector = entry.vector_table, entry.vector
+        if vector is not None and table is not None:
+            vectors.append((table, vector_row(entry.id, entry.space or "", vector)))
+    gone = list(removed.items())
 
     def job(conn: Any) -> None:
         if rows:
             conn.executemany(_INSERT, rows)
-        if keys:
-            conn.executemany("DELETE FROM cache_entries WHERE id = ?", keys)
+        for into, row in vectors:
+            _ensure_vector_table(conn, into)
+            conn.execute(f"DELETE FROM {into} WHERE rowid = ?", (row[0],))  # vec0 has no upsert
+            conn.execute(
+                f"INSERT INTO {into} (rowid, space, bits, entry_id, vector) VALUES (?, ?, vec_bit(?), ?, ?)",
+                row,
+            )
+        for key, held_in in gone:
+            conn.execute("DELETE FROM cache_entries WHERE id = ?", (key,))
+            if held_in is not None and _has_table(conn, held_in):
+                conn.execute(f"DELETE FROM {held_in} WHERE rowid = ?", (vector_rowid(key),))
+
+    return job
+
+
+def vector_rowid(key: str) -> int:
+    """A vector's rowid, from its entry's (random, hex) key: 60 bits, unique in practice."""
+    return int(key[:15], 16)
+
+
+def vector_row(key: str, space: str, vector: bytes) -> tuple[int, str, bytes, str, bytes]:
+    bits = np.packbits(np.frombuffer(vector, dtype=np.float32) > 0).tobytes()
+    return vector_rowid(key), space, bits, key, vector
+
+
+def _ensure_vector_table(conn: Any, table: str) -> None:
+    match = VECTOR_TABLE.match(table)
+    if match is None:
+        raise ValueError(f"not a vector table name: {table!r}")
+    dimensions = int(match.group(1))
+    conn.execute(
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING vec0("
+        f"space text partition key, bits bit[{dimensions}], +entry_id text, +vector blob)"
+    )
+
+
+def _has_table(conn: Any, table: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone() is not None
+
+
+async def nearest(
+    conn: aiosqlite.Connection, table: str, space: str, vector: np.ndarray, k: int
+) -> list[tuple[str, np.ndarray]]:
+    """The `k` entries of `space` nearest `vector` by their binary-quantized bits (a prefilter that
+    scans 48 bytes a vector), each with its float vector for the exact rescoring. [] before the
+    table exists."""
+    bits = np.packbits(vector > 0).tobytes()
+    try:
+        async with conn.execute(
+            f"SELECT entry_id, vector FROM {table} WHERE bits MATCH vec_bit(?) AND k = ? AND space = ?",
+            (bits, k, space),
+        ) as cursor:
+            rows = await cursor.fetchall()
+    except sqlite_module().OperationalError as exc:
+        if "no such table" in str(exc):
+            return []
+        raise
+    return [(str(row[0]), np.frombuffer(row[1], dtype=np.float32)) for row in rows]
+
+
+def drop_vector_tables_except(embedder: str | None) -> Job:
+    """Drop the vector tables of embedders other than `embedder` (the one configured, named as
+    core.cache_key.vector_table names it; None: no semantic cache): their vectors can never match
+    again. Their entries stay, as exact entries."""
+    suffix = vector_table(embedder, 8).rpartition("_")[2] if embedder else None
+
+    def job(conn: Any) -> list[str]:
+        names = [
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'cache_vectors_%'")
+        ]
+        dropped = [name for name in names if VECTOR_TABLE.match(name) and name.rpartition("_")[2] != suffix]
+        for name in dropped:
+            conn.execute(f"DROP TABLE {name}")
+            conn.execute(
+                "UPDATE cache_entries SET vector_table = NULL, space = NULL WHERE vector_table = ?", (name,)
+            )
+        return dropped
 
     return job
 

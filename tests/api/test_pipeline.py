@@ -95,7 +95,9 @@ def daemon(
     retries: 0
 """
     (folder / "profile.yaml").write_text(fake_profile(fake_upstream.base_url, extra=extra))
-    served = InProcessDaemon(folder / "profile.yaml", folder / "llmops.db", [lambda profile, services: toy])
+    served = InProcessDaemon(
+        folder / "profile.yaml", folder / "llmops.db", [lambda profile, services, models: toy]
+    )
     yield served.start()
     served.stop()
 

@@ -93,7 +93,9 @@ def breaking(
 ) -> Iterator[InProcessDaemon]:
     folder = tmp_path_factory.mktemp("breaking")
     (folder / "profile.yaml").write_text(fake_profile(fake_upstream.base_url))
-    served = InProcessDaemon(folder / "profile.yaml", folder / "llmops.db", [lambda p, s: BreakMidStream()])
+    served = InProcessDaemon(
+        folder / "profile.yaml", folder / "llmops.db", [lambda p, s, m: BreakMidStream()]
+    )
     yield served.start()
     served.stop()
 

@@ -180,7 +180,9 @@ def seed_cache(conn: sqlite3.Connection) -> None:
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": f"answer {n}"},
                              "finish_reason": "stop"}]}  # fmt: skip
         conn.execute(
-            "INSERT INTO cache_entries VALUES (?, 'exact', ?, 'gpt-4o-mini', ?, ?, 30, 20, 0.0000165, ?, ?, ?, ?, ?)",
+            "INSERT INTO cache_entries (id, kind, namespace, model, question, body, prompt_tokens, completion_tokens,"
+            " cost_usd, trace_id, created_at, expires_at, last_hit_at, hits)"
+            " VALUES (?, 'exact', ?, 'gpt-4o-mini', ?, ?, 30, 20, 0.0000165, ?, ?, ?, ?, ?)",
             (f"{n:064x}", f"user:{SEED_USERS[n][0]}|gpt-4o-mini", question, json.dumps(body), f"tr_miss{n}",
              FROZEN_NOW - 4 * 3600, FROZEN_NOW + 10 * 365 * 86400, FROZEN_NOW - 3 * 3600 + n, 2),
         )  # fmt: skip

@@ -14,8 +14,12 @@ CREATE TABLE cache_entries (
     created_at        REAL NOT NULL,
     expires_at        REAL NOT NULL,
     last_hit_at       REAL NOT NULL,              -- LRU order (created_at until the first hit)
-    hits              INTEGER NOT NULL DEFAULT 0
+    hits              INTEGER NOT NULL DEFAULT 0,
+    vector_table      TEXT,                       -- a semantic entry's vector table (cache_vectors_*),
+    space             TEXT                        -- and its partition there (daemon/core/cache_key.py)
 ) WITHOUT ROWID;
+-- The vectors of semantic entries live in sqlite-vec tables made per embedder when first needed:
+-- cache_vectors_<dimensions>_<embedder hash> (space partition key, bits bit[N], +entry_id, +vector).
 CREATE INDEX cache_entries_namespace ON cache_entries (namespace);
 
 -- "This hit was wrong": recorded (the entry is evicted) for the semantic cache to learn from.

@@ -1,0 +1,164 @@
+"""The semantic cache's lookup latency at 1k, 10k and 100k entries: embed the question (MiniLM
+through the product's LlamaCppProvider and its worker thread), search its space in sqlite-vec
+(binary-quantized candidates, through an aiosqlite reader, as the daemon does), and rescore and
+choose among them (and verify, when a verifier is shipped). Target: p50 <= 10 ms at 100k.
+
+Entries are real MiniLM embeddings of QQP questions from ../shared (all of them, about 55k
+distinct texts, embedded once and kept in benchmarks/.cache/); above that, they are those vectors
+moved a little at random (so the index holds 100k distinct, realistically clustered vectors).
+Queries are QQP questions that are not in the index. All entries share one space: the worst case
+(sqlite-vec scans a whole partition).
+
+    .venv/bin/python benchmarks/semantic_lookup.py [--queries 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from daemon.cache.semantic import choose  # noqa: E402
+from daemon.config.schema import LlamaCppModel  # noqa: E402
+from daemon.core.cache_key import vector_table  # noqa: E402
+from daemon.providers.base import Call  # noqa: E402
+from daemon.providers.llama_local import LlamaCppProvider  # noqa: E402
+from daemon.storage import db  # noqa: E402
+from daemon.storage.cache import nearest, vector_row  # noqa: E402
+from daemon.storage.migrate import migrate  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data" / "semantic-cache"
+CACHE = REPO / "benchmarks" / ".cache"
+SIZES = (1_000, 10_000, 100_000)
+SPACE = "user:bench|model|0000"
+TARGET_P50_MS = 10.0
+
+
+def questions() -> list[str]:
+    seen: dict[str, None] = {}
+    for name, other in (("qqp_duplicates.json", "similar"), ("qqp_hard_negatives.json", "other")):
+        for pair in json.loads((SHARED / name).read_text()):
+            seen.setdefault(pair["origin"].strip(), None)
+            seen.setdefault(pair[other].strip(), None)
+    return [text for text in seen if text]
+
+
+async def embed_all(provider: LlamaCppProvider, texts: list[str]) -> np.ndarray:
+    path = CACHE / f"qqp-minilm-{len(texts)}.npy"
+    if path.exists():
+        return np.load(path)
+    print(f"embedding {len(texts)} questions once (kept in {path})...", flush=True)
+    vectors = []
+    for start in range(0, len(texts), 64):
+        batch = texts[start : start + 64]
+        result = await provider.embed(Call({"model": "minilm", "input": batch}, "minilm", "minilm"))
+        vectors += [item["embedding"] for item in result.body["data"]]
+    array = np.asarray(vectors, dtype=np.float32)
+    array /= np.linalg.norm(array, axis=1, keepdims=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, array)
+    return array
+
+
+def entries(real: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    if count <= len(real):
+        return real[:count]
+    extra = real[rng.integers(0, len(real), count - len(real))]
+    extra = extra + rng.normal(0, 0.03, extra.shape).astype(np.float32)
+    extra /= np.linalg.norm(extra, axis=1, keepdims=True)
+    return np.concatenate([real, extra])
+
+
+def fill(path: Path, table: str, vectors: np.ndarray) -> None:
+    conn = db.connect_sync(path)
+    migrate(conn)
+    conn.execute(
+        f"CREATE VIRTUAL TABLE {table} USING vec0(space text partition key, bits bit[384], +entry_id text, +vector blob)"
+    )
+    conn.execute("BEGIN")
+    conn.executemany(
+        f"INSERT INTO {table} (rowid, space, bits, entry_id, vector) VALUES (?, ?, vec_bit(?), ?, ?)",
+        (vector_row(f"{i:064x}", SPACE, vector.tobytes()) for i, vector in enumerate(vectors, 1)),
+    )
+    conn.execute("COMMIT")
+    conn.close()
+
+
+async def measure(
+    provider: LlamaCppProvider, path: Path, table: str, queries: list[str]
+) -> dict[str, list[float]]:
+    reader = await db.connect(path)
+    times: dict[str, list[float]] = {"embed": [], "search": [], "choose": [], "lookup": []}
+    try:
+        for text in queries:
+            started = time.perf_counter()
+            result = await provider.embed(Call({"model": "minilm", "input": text}, "minilm", "minilm"))
+            vector = np.asarray(result.body["data"][0]["embedding"], dtype=np.float32)
+            vector /= np.linalg.norm(vector)
+            embedded = time.perf_counter()
+            candidates = await nearest(reader, table, SPACE, vector, 10)
+            searched = time.perf_counter()
+            choose(vector, candidates, 0.95)
+            done = time.perf_counter()
+            for name, value in (("embed", embedded - started), ("search", searched - embedded),
+                                ("choose", done - searched), ("lookup", done - started)):  # fmt: skip
+                times[name].append(value * 1000)
+    finally:
+        await reader.close()
+    return times
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--queries", type=int, default=300)
+    args = parser.parse_args()
+    if not SHARED.exists():
+        print(f"needs {SHARED} (the project's dev and CI machines have it)", file=sys.stderr)
+        return 2
+    os.environ.setdefault("LLMOPS_DATA_DIR", str(CACHE / "data"))
+    provider = LlamaCppProvider("minilm", LlamaCppModel(provider="llama_cpp", path="package:all-minilm-l6-v2",
+                                                         embedding=True, n_ctx=512))  # fmt: skip
+    texts = questions()
+    rng = np.random.default_rng(7)
+    order = rng.permutation(len(texts))
+    held_out = [texts[i] for i in order[: args.queries]]  # asked, never stored
+    real = await embed_all(provider, [texts[i] for i in order[args.queries :]])
+    table = vector_table("bench", 384)
+    print(f"{args.queries} lookups per size, one space, k=10 candidates, MiniLM F16 on the CPU\n")
+    print(
+        f"{'entries':>8} | {'embed p50':>9} {'search p50':>10} {'choose p50':>10} | {'lookup p50':>10} {'p99':>8}"
+    )
+    verdict = "not measured"
+    with tempfile.TemporaryDirectory(prefix="llmops-lookup-") as tmp:
+        for size in SIZES:
+            path = Path(tmp) / f"{size}.db"
+            fill(path, table, entries(real, size, rng))
+            times = await measure(provider, path, table, held_out)
+            print(f"{size:>8} | {pct(times['embed'], 50):9.2f} {pct(times['search'], 50):10.2f} "
+                  f"{pct(times['choose'], 50):10.3f} | {pct(times['lookup'], 50):10.2f} {pct(times['lookup'], 99):8.2f}")  # fmt: skip
+            if size == SIZES[-1]:
+                p50 = pct(times["lookup"], 50)
+                verdict = f"{p50:.2f} ms at {size} (target <= {TARGET_P50_MS} ms: {'PASS' if p50 <= TARGET_P50_MS else 'MISS'})"
+    print(f"\nlookup p50 {verdict}")
+    await provider.aclose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
