@@ -18,6 +18,7 @@ from daemon import __version__
 from daemon.auth import Authenticator
 from daemon.cache.exact import CacheEntry, ExactIndex
 from daemon.cache.semantic import embedder_identity as semantic_identity
+from daemon.cache.verify import Verifier
 from daemon.config.loader import ProfileError, load_profile
 from daemon.config.schema import Profile
 from daemon.events import EventBus
@@ -50,6 +51,7 @@ class Services:
         # The semantic cache's searches get a connection of their own: an admin query must not
         # hold up a lookup.
         self.cache_reader = cache_reader or reader
+        self._verifier: Verifier | None = None
         self.stages = tuple(stages)
         self.runtimes = Runtimes(
             self._watched(build_runtime(profile, settings.profile_path, None, self.stages, self))
@@ -59,6 +61,12 @@ class Services:
         self.loop = asyncio.get_running_loop()
         self.profile_error: str | None = None
         self.reloads = 0
+
+    def cache_verifier(self) -> Verifier:
+        """The semantic cache's verifier (cache/verifier.json), read once, when first needed."""
+        if self._verifier is None:
+            self._verifier = Verifier.load()
+        return self._verifier
 
     @property
     def profile(self) -> Profile:

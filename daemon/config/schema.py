@@ -150,8 +150,12 @@ class SemanticCacheConfig(Strict):
     """A request like one seen before (the same but for its wording) is answered from the cache."""
 
     embedder: str = Field(description="a model of this profile with embedding: true (local or remote)")
-    threshold: float = Field(default=0.95, ge=0, le=1, description="cosine below which nothing matches")
-    verify: bool = Field(default=True, description="the trained verifier must also accept the match")
+    threshold: float | None = Field(
+        default=None, ge=0, le=1,
+        description="the score below which nothing matches; default: the verifier's operating point "
+        "(or, without it, cosine 0.977): both kept QQP's hard negatives near 1 % false hits",
+    )  # fmt: skip
+    verify: bool = Field(default=True, description="rescore candidates with the verifier learnt on QQP")
     candidates: int = Field(default=10, ge=1, le=100, description="nearest entries looked at")
     skip: list[Literal["temperature", "tools", "code", "current"]] = Field(
         default=["temperature", "tools", "code", "current"],

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from daemon.cache.exact import CacheEntry, ExactIndex
-from daemon.cache.semantic import Match, SemanticLookup, choose
+from daemon.cache.semantic import Match, SemanticLookup
 from daemon.config.schema import CacheConfig, Profile
 from daemon.core.cache_key import exact_key, namespace, question_of, semantic_space
 from daemon.core.cache_policy import Control, control_of, skip_reason
@@ -87,7 +87,7 @@ class CacheStage(Stage):
         if self.semantic is not None:
             match, why = await self._semantic(ctx, pending, control, why)
             if match is not None and (found := self.index.get(match.entry_id)) is not None:
-                return self._hit(ctx, found, "hit-semantic", match.similarity)
+                return self._hit(ctx, found, "hit-semantic", match.similarity, match.score)
         self._say(ctx, "miss", why)
         return None
 
@@ -125,14 +125,12 @@ class CacheStage(Stage):
             return None, f"{why}; the embedder failed: {exc.message}"
         now = self.clock()
 
-        def alive(entry_id: str, _cosine: float) -> bool:
+        def alive(entry_id: str) -> bool:
             entry = self.index.get(entry_id)
             return entry is not None and entry.expires_at > now
 
-        match, best = choose(pending.vector, candidates, config.threshold, alive)
-        if match is None:
-            return None, f"best {best:.2f} < {config.threshold:.2f}" if candidates else "no entry"
-        return match, ""
+        match, reason = self.semantic.choose(pending.vector, candidates, alive)
+        return match, f"{why}; by meaning: {reason}"
 
     def after(self, ctx: Context, outcome: Outcome) -> None:
         pending: _Pending | None = ctx.state.get(self.name)
@@ -157,7 +155,9 @@ class CacheStage(Stage):
         )  # fmt: skip
         self.index.put(entry, self.config.max_entries)  # written behind: see cache/exact.py
 
-    def _hit(self, ctx: Context, entry: CacheEntry, kind: str, similarity: float) -> Completion:
+    def _hit(
+        self, ctx: Context, entry: CacheEntry, kind: str, similarity: float, score: float | None = None
+    ) -> Completion:
         now = self.clock()
         self.index.hit(entry, now)
         trace = ctx.trace
@@ -171,7 +171,9 @@ class CacheStage(Stage):
         ctx.reply_headers[HEADER], ctx.reply_headers[SIMILARITY] = kind, f"{similarity:.3f}"
         said = f"entry {entry.id[:12]}, hit {entry.hits} times"
         if kind == "hit-semantic":
-            said = f"similarity {similarity:.3f} to {entry.question!r}, {said}"
+            verified = f", verified {score:.3f}" if score is not None and score != similarity else ""
+            said = f"similarity {similarity:.3f}{verified} to {entry.question!r}, {said}"
+            trace.metadata["cache"]["score"] = round(score if score is not None else similarity, 4)
         ctx.decide(self.name, kind, said)
         choice = (entry.body.get("choices") or [{}])[0]
         message = choice.get("message") or {}
@@ -195,5 +197,6 @@ def build(profile: Profile, services: Services, models: Mapping[str, ModelEntry]
         return None
     semantic = None
     if config.semantic is not None:
-        semantic = SemanticLookup(config.semantic, models[config.semantic.embedder], services.cache_reader)
+        embedder = models[config.semantic.embedder]
+        semantic = SemanticLookup(config.semantic, embedder, services.cache_reader, services.cache_verifier())
     return CacheStage(config, services.exact_cache, semantic)
