@@ -39,10 +39,11 @@ from daemon.storage.writer import Writer
 log = logging.getLogger("llmops")
 
 
-def _cache_entries(path: Path) -> list[CacheEntry]:
+def _load_cache(path: Path) -> tuple[list[CacheEntry], list[cache_store.Fence]]:
+    """The cache's entries and the semantic cache's fences, as saved."""
     conn = db.connect_sync(path)
     try:
-        return cache_store.load(conn, time.time())
+        return cache_store.load(conn, time.time()), cache_store.load_fences(conn)
     finally:
         conn.close()
 
@@ -85,8 +86,10 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
         await asyncio.to_thread(writer.start)
         readers = [await db.connect(settings.db_path) for _ in range(3)]
         reader, auth_reader, cache_reader = readers
-        cached = await asyncio.to_thread(_cache_entries, settings.db_path)
-        services = Services(settings, profile, writer, reader, auth_reader, stages, cached, cache_reader)
+        entries, fences = await asyncio.to_thread(_load_cache, settings.db_path)
+        services = Services(
+            settings, profile, writer, reader, auth_reader, stages, entries, cache_reader, fences
+        )
         await services.forget_old_embedders()
         app.state.services = services
         await services.authenticator.keys_exist()

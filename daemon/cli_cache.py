@@ -47,7 +47,8 @@ def run_cache(args: argparse.Namespace) -> int:
     else:
         done = _call(args, "POST", "/admin/cache/bad-hits", json={"trace_id": args.trace_id})
         if done is not None:
-            print(f"Marked a bad hit: evicted the entry for {done['question']!r}.")
+            fenced = " and fenced the pair: the two questions will not match again" if done["fenced"] else ""
+            print(f"Marked a bad hit: evicted the entry for {done['question']!r}{fenced}.")
     return 0 if done is not None else 1
 
 
@@ -61,7 +62,8 @@ def _stats(args: argparse.Namespace) -> int:
     if not data["enabled"]:
         print("The cache is off: add a `cache:` section to the profile.")
     rate = f"{data['hit_rate']:.0%}" if data["hit_rate"] is not None else "-"
-    print(f"entries   {data['entries']} in {len(data['namespaces'])} namespaces")
+    print(f"entries   {data['entries']} in {len(data['namespaces'])} namespaces; "
+          f"{len(data['bad_hits'])} bad hits, {data['fences']} fences")  # fmt: skip
     print(f"{data['window']:9} {data['lookups']} lookups, {data['hits']} hits ({rate}), "
           f"saved ${data['saved_usd']:.6f} and {data['saved_tokens']} tokens")  # fmt: skip
     for hit in data["recent_hits"][:10]:
@@ -80,7 +82,9 @@ def add_cache_commands(sub: Any, add_key_options: Any, url_default: str) -> None
     clear.add_argument("--namespace", help="e.g. 'user:alice|local-smol' (see stats --json)")
     evict = commands.add_parser("evict", help="remove one entry")
     evict.add_argument("entry", help="the entry's id (GET /admin/cache/entries)")
-    bad = commands.add_parser("bad-hit", help="mark a cached answer as wrong: its entry is evicted")
+    bad = commands.add_parser(
+        "bad-hit", help="mark a cached answer as wrong: its entry is evicted (a match by meaning is fenced)"
+    )
     bad.add_argument("trace_id", help="the trace of the call the cache answered")
     for command in (stats, clear, evict, bad):
         command.add_argument("--url", default=url_default)

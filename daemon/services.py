@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aiosqlite
@@ -17,6 +17,7 @@ import aiosqlite
 from daemon import __version__
 from daemon.auth import Authenticator
 from daemon.cache.exact import CacheEntry, ExactIndex
+from daemon.cache.fences import Fences
 from daemon.cache.semantic import embedder_identity as semantic_identity
 from daemon.cache.verify import Verifier
 from daemon.config.loader import ProfileError, load_profile
@@ -27,7 +28,7 @@ from daemon.pipeline.ending import Ending
 from daemon.pipeline.stage import StageFactory
 from daemon.runtime import ModelEntry, Runtime, Runtimes, build_runtime, start_eager
 from daemon.settings import Settings
-from daemon.storage.cache import drop_vector_tables_except, save_job
+from daemon.storage.cache import Fence, drop_vector_tables_except, save_job
 from daemon.storage.writer import Writer
 
 log = logging.getLogger("llmops")
@@ -39,6 +40,7 @@ class Services:
         self, settings: Settings, profile: Profile, writer: Writer, reader: aiosqlite.Connection,
         auth_reader: aiosqlite.Connection, stages: Sequence[StageFactory],
         cache_entries: Sequence[CacheEntry] = (), cache_reader: aiosqlite.Connection | None = None,
+        cache_fences: Iterable[Fence] = (),
     ) -> None:  # fmt: skip
         self.settings = settings
         self.writer = writer
@@ -51,6 +53,8 @@ class Services:
         # The semantic cache's searches get a connection of their own: an admin query must not
         # hold up a lookup.
         self.cache_reader = cache_reader or reader
+        self.cache_fences = Fences()  # what the semantic cache learnt from bad hits
+        self.cache_fences.load(cache_fences)
         self._verifier: Verifier | None = None
         self.stages = tuple(stages)
         self.runtimes = Runtimes(
@@ -143,11 +147,12 @@ class Services:
 
     async def forget_old_embedders(self) -> None:
         """The semantic cache's vectors of an embedder no longer configured can never match again:
-        drop them (their entries stay, as exact entries)."""
+        drop them, and their fences (their entries stay, as exact entries)."""
         await self.save_cache()
         semantic = self.profile.cache.semantic if self.profile.cache else None
         embedder = semantic_identity(self.runtimes.current.models[semantic.embedder]) if semantic else None
         dropped = await self.writer.run(drop_vector_tables_except(embedder))
+        self.cache_fences.forget(dropped)
         for entry in self.exact_cache:
             if entry.vector_table in dropped:
                 entry.vector_table = entry.space = entry.vector = None

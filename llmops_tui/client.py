@@ -168,7 +168,8 @@ class DaemonClient:
         return result
 
     async def bad_hit(self, trace_id: str) -> dict[str, Any]:
-        """The cache answered this call wrongly: its entry is evicted and the mark recorded."""
+        """The cache answered this call wrongly: its entry is evicted, the mark recorded, and a match
+        by meaning fenced."""
         result: dict[str, Any] = await self._json(
             "POST", "/admin/cache/bad-hits", json={"trace_id": trace_id}
         )

@@ -3,10 +3,12 @@ a hit as wrong. Every change goes to the in-memory index and to the database tog
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import fields
 from typing import Any
 
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -15,12 +17,16 @@ from daemon.api.common import JSON, authenticate, read_json, services_of
 from daemon.api.spend import window_of
 from daemon.auth import require_admin
 from daemon.cache.exact import CacheEntry
+from daemon.core.cache_key import question_of
 from daemon.core.spend import fill_series, hit_rate
-from daemon.errors import InvalidRequest, NotFound
+from daemon.errors import GatewayError, InvalidRequest, NotFound
+from daemon.pipeline.cache import CacheStage
+from daemon.services import Services
 from daemon.storage import cache as cache_store
 from daemon.storage import spend as spend_store
 from daemon.storage.traces import get_trace
 
+log = logging.getLogger("llmops")
 MAX_LIST = 500
 LISTED = tuple(f.name for f in fields(CacheEntry) if f.name != "body")
 
@@ -43,6 +49,7 @@ async def stats(request: Request) -> Response:
         "enabled": config is not None,
         "config": config.model_dump() if config is not None else None,
         "entries": len(index),
+        "fences": services.cache_fences.count(),
         "namespaces": namespaces,
         "window": window.name, "since": window.since, "until": window.until,
         "bucket_seconds": window.bucket_seconds, "utc_offset": window.utc_offset,
@@ -108,7 +115,8 @@ async def clear(request: Request) -> Response:
 
 
 async def bad_hit(request: Request) -> Response:
-    """{"trace_id"} of a call the cache answered wrongly: its entry is evicted and the mark kept."""
+    """{"trace_id"} of a call the cache answered wrongly: its entry is evicted and the mark kept; a
+    match by meaning is also fenced, so that the two questions do not match again."""
     principal = await authenticate(request)
     require_admin(principal)
     body = await read_json(request)
@@ -120,10 +128,44 @@ async def bad_hit(request: Request) -> Response:
     hit = ((trace or {}).get("metadata") or {}).get("cache") if trace else None
     if trace is None or not trace.get("cache", "").startswith("hit") or not hit:
         raise NotFound(f"No cache hit with trace id {trace_id!r}.", param="trace_id")
+    marked = await cache_store.bad_hit_of(services.reader, trace_id)
+    if marked is not None:  # marked already: once is enough (a second fence would add nothing)
+        return JSON({"bad_hit": marked, "evicted": hit["entry"], "question": hit.get("question"),
+                     "fenced": False, "already_marked": True})  # fmt: skip
     entry = services.exact_cache.remove(hit["entry"]) or _gone_entry(hit, trace)
-    mark = await services.writer.run(cache_store.bad_hit_job(entry, trace_id, principal.user, time.time()))
+    fence = await _fence(services, trace, entry) if trace["cache"] == "hit-semantic" else None
+    stored = (fence[0], fence[1].tobytes(), fence[2].tobytes()) if fence is not None else None
+    job = cache_store.bad_hit_job(entry, trace_id, principal.user, time.time(), stored)
+    mark = await services.writer.run(job)
+    if fence is not None:
+        services.cache_fences.add(*fence)
     await services.save_cache()
-    return JSON({"bad_hit": mark, "evicted": entry.id, "question": entry.question}, status_code=201)
+    return JSON(
+        {
+            "bad_hit": mark,
+            "evicted": entry.id,
+            "question": entry.question,
+            "fenced": fence is not None,
+            "already_marked": False,
+        },  # fmt: skip
+        status_code=201,
+    )
+
+
+async def _fence(
+    services: Services, trace: dict[str, Any], entry: CacheEntry
+) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """A wrong match by meaning also fences the pair (cache/fences.py), if the profile still has a
+    semantic cache to embed the two questions with (and its embedder works)."""
+    stage = next((s for s in services.runtimes.current.stages.stages if isinstance(s, CacheStage)), None)
+    question = question_of(trace.get("request") or {})
+    if stage is None or stage.semantic is None or not question or not entry.question:
+        return None
+    try:
+        return await stage.semantic.fence(question, entry.question)
+    except GatewayError as exc:
+        log.warning("a bad hit was not fenced: the embedder failed: %s", exc.message)
+        return None
 
 
 def _entry(request: Request, entry_id: str) -> CacheEntry:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import aiosqlite
 import numpy as np
 
+from daemon.cache.fences import Fences, cosine_pairs
 from daemon.cache.verify import Verifier
 from daemon.config.schema import LlamaCppModel, SemanticCacheConfig
 from daemon.core.cache_key import vector_table
@@ -39,21 +40,32 @@ class Match:
 def choose(
     query: np.ndarray, candidates: Sequence[tuple[str, np.ndarray]], threshold: float,
     verifier: Verifier | None = None, accept: Callable[[str], bool] | None = None,
+    fences: Fences | None = None, table: str | None = None,
 ) -> tuple[Match | None, str]:  # fmt: skip
-    """The best-scoring candidate at or above `threshold` that `accept(entry_id)` takes (all, if
-    None); or None and why (the best score and cosine seen)."""
+    """The best-scoring candidate at or above `threshold`, above any bar the `fences` of `table`
+    set for it, that `accept(entry_id)` takes (all, if None); or None and why (the best score and
+    cosine seen, or the fence)."""
     if not candidates:
         return None, "no entry"
     vectors = np.stack([vector for _, vector in candidates])
     cosines = vectors @ query
     scores = verifier.score_many(query, vectors, cosines) if verifier is not None else cosines
+    scorer = verifier.pair_scores if verifier is not None else cosine_pairs
+    bars = fences.bars(table, query, vectors, scorer) if fences is not None else None
+    fenced: float | None = None
     for index in np.argsort(-scores):
-        if float(scores[index]) < threshold:
+        score = float(scores[index])
+        if score < threshold:
             break
+        if bars is not None and score <= bars[index]:
+            fenced = float(bars[index]) if fenced is None else fenced
+            continue
         entry_id = candidates[index][0]
         if accept is None or accept(entry_id):
-            return Match(entry_id, float(cosines[index]), float(scores[index])), ""
+            return Match(entry_id, float(cosines[index]), score), ""
     best, nearest_cosine = float(scores.max()), float(cosines.max())
+    if fenced is not None:
+        return None, f"score {best:.3f} inside a bad hit's fence (needs > {fenced:.3f})"
     if verifier is None:
         return None, f"best {best:.3f} < {threshold:.3f}"
     if nearest_cosine < verifier.prefilter:
@@ -64,9 +76,10 @@ def choose(
 class SemanticLookup:
     def __init__(
         self, config: SemanticCacheConfig, embedder: ModelEntry, reader: aiosqlite.Connection,
-        verifier: Verifier | None = None,
+        verifier: Verifier | None = None, fences: Fences | None = None,
     ) -> None:  # fmt: skip
         self.config = config
+        self.fences = fences
         self.embedder = embedder
         self.reader = reader
         self.identity = embedder_identity(embedder)
@@ -109,7 +122,14 @@ class SemanticLookup:
         verifier = (
             self.verifier if self.verifier is not None and vector.size == self.verifier.dimensions else None
         )
-        return choose(vector, candidates, self.threshold, verifier, accept)
+        return choose(vector, candidates, self.threshold, verifier, accept, self.fences, self.table)
+
+    async def fence(self, question: str, entry_question: str) -> tuple[str, np.ndarray, np.ndarray]:
+        """The fence a bad hit of `entry_question` for `question` sets: both embedded now, by this
+        embedder (so it holds whichever embedder stored the entry), and the vector table it is for."""
+        asked, answered = await self.embed(question), await self.embed(entry_question)
+        assert self.table is not None  # embed() set it
+        return self.table, asked, answered
 
 
 def fits(verifier: Verifier, embedder: ModelEntry) -> bool:

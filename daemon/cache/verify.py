@@ -114,3 +114,9 @@ class Verifier:
         projected = self.project(np.vstack([query_vector[None, :], entry_vectors]))
         scores = projected[1:] @ projected[0]
         return np.where(np.asarray(cosines) >= self.prefilter, scores, -1.0).astype(np.float32)
+
+    def pair_scores(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The score of each row of `a` against the same row of `b` (pairs already matched once:
+        no prefilter)."""
+        scores: np.ndarray = (self.project(a) * self.project(b)).sum(axis=1)
+        return scores

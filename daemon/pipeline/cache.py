@@ -198,5 +198,7 @@ def build(profile: Profile, services: Services, models: Mapping[str, ModelEntry]
     semantic = None
     if config.semantic is not None:
         embedder = models[config.semantic.embedder]
-        semantic = SemanticLookup(config.semantic, embedder, services.cache_reader, services.cache_verifier())
+        semantic = SemanticLookup(
+            config.semantic, embedder, services.cache_reader, services.cache_verifier(), services.cache_fences
+        )
     return CacheStage(config, services.exact_cache, semantic)

@@ -1,5 +1,5 @@
-"""The cache's entries and its bad-hit marks: loaded at start, written in the transactions of the
-calls that change them (jobs), and summed for the cache view."""
+"""The cache's entries, its bad-hit marks and its fences: loaded at start, written in the
+transactions of the calls that change them (jobs), and summed for the cache view."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ import numpy as np
 import orjson
 
 from daemon.cache.exact import CacheEntry
+from daemon.cache.fences import LIMIT as FENCE_LIMIT
 from daemon.core.cache_key import question_of, vector_table
 from daemon.storage.db import sqlite_module
 
 Job = Callable[[Any], Any]
+Fence = tuple[str, bytes, bytes]  # a vector table, and the two questions' float32 vectors
 # The vector itself lives in its sqlite-vec table, not in cache_entries.
 _COLUMNS = tuple(f.name for f in fields(CacheEntry) if f.name != "vector")
 _VALUES, _BODY = attrgetter(*_COLUMNS), _COLUMNS.index("body")
@@ -121,7 +123,7 @@ async def nearest(
 def drop_vector_tables_except(embedder: str | None) -> Job:
     """Drop the vector tables of embedders other than `embedder` (the one configured, named as
     core.cache_key.vector_table names it; None: no semantic cache): their vectors can never match
-    again. Their entries stay, as exact entries."""
+    again. Their entries stay, as exact entries; their fences go."""
     suffix = vector_table(embedder, 8).rpartition("_")[2] if embedder else None
 
     def job(conn: Any) -> list[str]:
@@ -131,6 +133,7 @@ def drop_vector_tables_except(embedder: str | None) -> Job:
         dropped = [name for name in names if VECTOR_TABLE.match(name) and name.rpartition("_")[2] != suffix]
         for name in dropped:
             conn.execute(f"DROP TABLE {name}")
+            conn.execute("DELETE FROM cache_fences WHERE vector_table = ?", (name,))
             conn.execute(
                 "UPDATE cache_entries SET vector_table = NULL, space = NULL WHERE vector_table = ?", (name,)
             )
@@ -139,8 +142,12 @@ def drop_vector_tables_except(embedder: str | None) -> Job:
     return job
 
 
-def bad_hit_job(entry: CacheEntry, trace_id: str | None, marked_by: str, now: float) -> Job:
-    """Record that a hit of `entry` was wrong (the index evicts the entry; its next save deletes it)."""
+def bad_hit_job(
+    entry: CacheEntry, trace_id: str | None, marked_by: str, now: float, fence: Fence | None = None
+) -> Job:
+    """Record that a hit of `entry` was wrong (the index evicts the entry; its next save deletes it),
+    with the fence it set (vector table, question vector, entry vector), if the match was by
+    meaning. Only the newest `FENCE_LIMIT` fences of a table are kept."""
     mark = (entry.id, entry.namespace, trace_id, entry.question, marked_by, now)
 
     def job(conn: Any) -> int:
@@ -149,9 +156,37 @@ def bad_hit_job(entry: CacheEntry, trace_id: str | None, marked_by: str, now: fl
             " VALUES (?, ?, ?, ?, ?, ?)",
             mark,
         )
-        return int(cursor.lastrowid)
+        mark_id = int(cursor.lastrowid)
+        if fence is not None:
+            table, question, entry_vector = fence
+            conn.execute(
+                "INSERT INTO cache_fences (vector_table, question, entry, bad_hit, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (table, question, entry_vector, mark_id, now),
+            )
+            conn.execute(
+                "DELETE FROM cache_fences WHERE vector_table = ? AND id NOT IN"
+                " (SELECT id FROM cache_fences WHERE vector_table = ? ORDER BY id DESC LIMIT ?)",
+                (table, table, FENCE_LIMIT),
+            )
+        return mark_id
 
     return job
+
+
+async def bad_hit_of(conn: aiosqlite.Connection, trace_id: str) -> int | None:
+    """The mark already set on the call `trace_id`, if any."""
+    async with conn.execute(
+        "SELECT id FROM cache_bad_hits WHERE trace_id = ? LIMIT 1", (trace_id,)
+    ) as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row is not None else None
+
+
+def load_fences(conn: Any) -> list[Fence]:
+    """Every fence, oldest first (a blocking connection, at start)."""
+    rows = conn.execute("SELECT vector_table, question, entry FROM cache_fences ORDER BY id").fetchall()
+    return [(str(table), bytes(question), bytes(entry)) for table, question, entry in rows]
 
 
 async def bad_hits(conn: aiosqlite.Connection, limit: int) -> list[dict[str, Any]]:

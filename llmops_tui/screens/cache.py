@@ -4,6 +4,7 @@ question each one was first asked as, with keys to evict an entry or mark a hit 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rich.console import Group
@@ -52,16 +53,32 @@ def _unit(metric: str) -> Any:
 
 def totals_table(data: dict[str, Any]) -> Table:
     table = Table(box=None, padding=(0, 1), expand=False, header_style="bold dim")
-    for name in ("entries", "lookups", "hits", "semantic", "hit rate", "saved", "tokens saved", "bad hits"):
+    names = (
+        "entries",
+        "lookups",
+        "hits",
+        "semantic",
+        "hit rate",
+        "saved",
+        "tokens saved",
+        "bad hits",
+        "fences",
+    )
+    for name in names:
         table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
     rate = f"{data['hit_rate']:.0%}" if data["hit_rate"] is not None else "-"
     table.add_row(
         f"{data['entries']:,}", f"{data['lookups']:,}", f"[b]{data['hits']:,}[/]",
         f"{data['semantic_hits']:,}",
         f"[b]{rate}[/]", f"[green]{fmt.usd(data['saved_usd'])}[/]", fmt.count(data["saved_tokens"]),
-        f"{len(data['bad_hits']):,}",
+        f"{len(data['bad_hits']):,}", f"{data.get('fences', 0):,}",
     )  # fmt: skip
     return table
+
+
+def bad_hit_said(answer: dict[str, Any]) -> str:
+    fenced = " and fenced the pair: the two questions will not match again" if answer.get("fenced") else ""
+    return f"Marked the answer wrong: evicted its entry{fenced}."
 
 
 class CacheScreen(LiveScreen):
@@ -197,22 +214,21 @@ class CacheScreen(LiveScreen):
         entry = ((hit or {}).get("metadata") or {}).get("cache", {}).get("entry")
         if entry:
             self._change(
-                self.llmops.client.evict(entry), "Evicted the entry: the next such call asks the model."
+                self.llmops.client.evict(entry),
+                lambda _: "Evicted the entry: the next such call asks the model.",
             )
 
     def action_bad_hit(self) -> None:
         hit = self._selected()
         if hit is not None:
-            self._change(
-                self.llmops.client.bad_hit(hit["id"]), "Marked the answer wrong and evicted its entry."
-            )
+            self._change(self.llmops.client.bad_hit(hit["id"]), bad_hit_said)
 
     @work(group="cache-change")
-    async def _change(self, request: Any, done: str) -> None:
+    async def _change(self, request: Any, said: Callable[[dict[str, Any]], str]) -> None:
         try:
-            await request
+            answer = await request
         except DaemonError as exc:
             self.notify(escape(exc.message), severity="error")
             return
-        self.notify(done, timeout=4)
+        self.notify(escape(said(answer)), timeout=4)
         self.reload()

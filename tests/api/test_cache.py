@@ -207,9 +207,16 @@ def test_a_bad_hit_evicts_its_entry_and_is_recorded(cached: DaemonProcess) -> No
         f"{cached.url}/admin/cache/bad-hits", json={"trace_id": hit.headers["x-llmops-trace-id"]}
     )
     assert marked.status_code == 201 and marked.json()["question"] == "answered wrongly"
+    twice = httpx.post(
+        f"{cached.url}/admin/cache/bad-hits", json={"trace_id": hit.headers["x-llmops-trace-id"]}
+    )
+    assert twice.status_code == 200 and twice.json()["already_marked"] is True
+    assert twice.json()["bad_hit"] == marked.json()["bad_hit"]
     assert ask(cached, "answered wrongly").headers["x-llmops-cache"] == "miss"
     stats = httpx.get(f"{cached.url}/admin/cache").json()
-    assert stats["bad_hits"][0]["trace_id"] == hit.headers["x-llmops-trace-id"]
+    assert (
+        stats["bad_hits"][0]["trace_id"] == hit.headers["x-llmops-trace-id"] and len(stats["bad_hits"]) == 1
+    )
     not_a_hit = httpx.post(
         f"{cached.url}/admin/cache/bad-hits", json={"trace_id": hit.headers["x-llmops-trace-id"][:-1]}
     )

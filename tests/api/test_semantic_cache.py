@@ -37,11 +37,13 @@ def semantic_profile(base_url: str, embedder: str = "minilm", extra_models: str 
 
 
 def ask(daemon: DaemonProcess, question: str, *, system: str | None = None, stream: bool = False,
-        key: str | None = None) -> httpx.Response:  # fmt: skip
+        key: str | None = None, store: bool = True) -> httpx.Response:  # fmt: skip
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": question}
     ]
     headers = {"authorization": f"Bearer {key}"} if key else {}
+    if not store:
+        headers["cache-control"] = "no-store"
     body = {"model": "fake", "messages": messages, "stream": stream}
     return httpx.post(daemon.url + CHAT, json=body, headers=headers, timeout=30)
 
@@ -155,3 +157,41 @@ def test_a_new_embedder_drops_the_old_vectors_and_never_mixes_them(
     assert ask(semantic, "what is the boiling point of water").headers["x-llmops-cache"] == "miss"
     stored(semantic, 1)  # the new embedder's first vector
     assert ask(semantic, "What is the boiling point of water").headers["x-llmops-cache"] == "hit-semantic"
+
+
+def test_a_bad_hit_fences_the_pair_and_the_fence_outlives_the_entry_and_a_restart(
+    semantic: DaemonProcess,
+) -> None:
+    ask(semantic, "Which planet is the largest?")
+    stored(semantic, 1)
+    wrong = ask(semantic, "Which is the largest planet?")  # say the user meant something else
+    assert wrong.headers["x-llmops-cache"] == "hit-semantic"
+    marked = httpx.post(
+        f"{semantic.url}/admin/cache/bad-hits", json={"trace_id": wrong.headers["x-llmops-trace-id"]}
+    )
+    assert marked.status_code == 201 and marked.json()["fenced"] is True
+    assert httpx.get(f"{semantic.url}/admin/cache").json()["fences"] == 1
+    # The entry's question is cached again: evicting alone would let the same mistake happen.
+    before = vectors(semantic)
+    assert ask(semantic, "Which planet is the largest?").headers["x-llmops-cache"] == "miss"
+    stored(semantic, before + 1)
+    for restarted in (False, True):
+        if restarted:
+            semantic.stop()
+            semantic.start(timeout=120)
+        again = ask(semantic, "Which is the largest planet?", store=False)
+        assert again.headers["x-llmops-cache"] == "miss"
+        assert "fence" in trace(semantic, again)["decisions"][0]["reason"]
+        # A question the entry's own words answer (the same words, the ? dropped) still hits.
+        same = ask(semantic, "Which planet is the largest", store=False)
+        assert same.headers["x-llmops-cache"] == "hit-semantic"
+
+
+def test_an_exact_bad_hit_sets_no_fence(semantic: DaemonProcess) -> None:
+    ask(semantic, "Name a prime number.")
+    hit = ask(semantic, "Name a prime number.")
+    assert hit.headers["x-llmops-cache"] == "hit-exact"
+    marked = httpx.post(
+        f"{semantic.url}/admin/cache/bad-hits", json={"trace_id": hit.headers["x-llmops-trace-id"]}
+    )
+    assert marked.status_code == 201 and marked.json()["fenced"] is False
