@@ -5,8 +5,9 @@ choose among them with the shipped verifier, as the daemon does by default. Targ
 at 100k.
 
 Entries are real MiniLM embeddings of QQP questions from ../shared (all of them, about 55k
-distinct texts, embedded once and kept in benchmarks/.cache/); above that, they are those vectors
-moved a little at random (so the index holds 100k distinct, realistically clustered vectors).
+distinct texts, embedded once by `_semantic_data.embed_texts`, kept in benchmarks/.cache/); above
+that, they are those vectors moved a little at random (so the index holds 100k distinct,
+realistically clustered vectors).
 Queries are QQP questions that are not in the index. All entries share one space: the worst case
 (sqlite-vec scans a whole partition).
 
@@ -29,6 +30,8 @@ import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _semantic_data import embed_texts  # noqa: E402
 
 from daemon.cache.semantic import choose  # noqa: E402
 from daemon.cache.verify import Verifier  # noqa: E402
@@ -56,23 +59,6 @@ def questions() -> list[str]:
     return [text for text in seen if text]
 
 
-async def embed_all(provider: LlamaCppProvider, texts: list[str]) -> np.ndarray:
-    path = CACHE / f"qqp-minilm-{len(texts)}.npy"
-    if path.exists():
-        return np.load(path)
-    print(f"embedding {len(texts)} questions once (kept in {path})...", flush=True)
-    vectors = []
-    for start in range(0, len(texts), 64):
-        batch = texts[start : start + 64]
-        result = await provider.embed(Call({"model": "minilm", "input": batch}, "minilm", "minilm"))
-        vectors += [item["embedding"] for item in result.body["data"]]
-    array = np.asarray(vectors, dtype=np.float32)
-    array /= np.linalg.norm(array, axis=1, keepdims=True)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(path, array)
-    return array
-
-
 def entries(real: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     if count <= len(real):
         return real[:count]
@@ -90,7 +76,8 @@ def fill(path: Path, table: str, vectors: np.ndarray) -> None:
     conn.execute("BEGIN")
     conn.executemany(
         f"INSERT INTO {table} (rowid, space, bits, entry_id, vector) VALUES (?, ?, vec_bit(?), ?, ?)",
-        (vector_row(f"{i:064x}", SPACE, vector.tobytes()) for i, vector in enumerate(vectors, 1)),
+        # keys shaped like the daemon's (64 hex digits; the rowid is the first 15)
+        (vector_row(f"{i:015x}{0:049x}", SPACE, vector.tobytes()) for i, vector in enumerate(vectors, 1)),
     )
     conn.execute("COMMIT")
     conn.close()
@@ -141,7 +128,7 @@ async def main() -> int:
     rng = np.random.default_rng(7)
     order = rng.permutation(len(texts))
     held_out = [texts[i] for i in order[: args.queries]]  # asked, never stored
-    real = await embed_all(provider, [texts[i] for i in order[args.queries :]])
+    real = embed_texts([texts[i] for i in order[args.queries :]])  # embedded once, cached
     table = vector_table("bench", 384)
     print(f"{args.queries} lookups per size, one space, k=10 candidates, MiniLM F16 on the CPU\n")
     header = ("entries", "embed p50", "search p50", "choose p50", "lookup p50", "p99")

@@ -151,7 +151,7 @@ def test_a_new_embedder_drops_the_old_vectors_and_never_mixes_them(
     stored(semantic, 1)
     renamed = MINILM.replace("minilm:", "minilm-2:")
     semantic.profile.write_text(semantic_profile(fake_upstream.base_url, "minilm-2", renamed))
-    wait_until(lambda: vectors(semantic) == 0, what="the old embedder's vectors to be dropped")
+    wait_until(lambda: vectors(semantic) == 0, timeout=30, what="the old embedder's vectors to be dropped")
     # The old entry still answers word for word, never by meaning (its vectors are gone).
     assert ask(semantic, "What is the boiling point of water?").headers["x-llmops-cache"] == "hit-exact"
     assert ask(semantic, "what is the boiling point of water").headers["x-llmops-cache"] == "miss"
