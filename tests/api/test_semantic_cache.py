@@ -195,3 +195,32 @@ def test_an_exact_bad_hit_sets_no_fence(semantic: DaemonProcess) -> None:
         f"{semantic.url}/admin/cache/bad-hits", json={"trace_id": hit.headers["x-llmops-trace-id"]}
     )
     assert marked.status_code == 201 and marked.json()["fenced"] is False
+
+
+def test_a_remote_embedder_serves_the_semantic_cache(
+    new_daemon: DaemonProcess, fake_upstream: FakeOpenAI
+) -> None:
+    """An embeddings model behind an OpenAI-compatible API (the fake's "bag-of-words": 64
+    dimensions) embeds the questions; without the MiniLM verifier, plain cosine decides."""
+    words = f"""
+  words:
+    provider: openai
+    base_url: "{fake_upstream.base_url}"
+    api_key: "${{FAKE_KEY}}"
+    upstream_model: bag-of-words
+    embedding: true
+"""
+    new_daemon.profile.write_text(
+        semantic_profile(fake_upstream.base_url, "words", "").replace(MINILM, words)
+    )
+    new_daemon.start()
+    ask(new_daemon, "What is the capital of France?")
+    stored(new_daemon, 1)
+    same_words = ask(new_daemon, "what is THE capital of france")
+    assert same_words.headers["x-llmops-cache"] == "hit-semantic"
+    assert float(same_words.headers["x-llmops-cache-similarity"]) > 0.999
+    other = ask(new_daemon, "What is the capital of Peru?")
+    assert other.headers["x-llmops-cache"] == "miss"
+    assert "best 0." in trace(new_daemon, other)["decisions"][0]["reason"]  # plain cosine, no verifier
+    embedded = [r for r in fake_upstream.requests if r.get("model") == "bag-of-words"]
+    assert len(embedded) == 3
