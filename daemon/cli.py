@@ -272,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request: noise under a command's output
     if hasattr(args, "key_file"):
         resolve_keys(args)
     return int(args.func(args))

@@ -241,6 +241,7 @@ def test_stats_entries_evict_and_clear_through_api_and_cli(
     assert [entry["question"] for entry in listed] == ["one", "two"] and "body" not in listed[0]
     printed = new_daemon.cli("cache", "stats", "--url", new_daemon.url)
     assert printed.returncode == 0 and "entries   2 in 1 namespaces" in printed.stdout
+    assert printed.stderr == ""  # no log line per HTTP request under the output
     assert new_daemon.cli("cache", "evict", listed[1]["id"], "--url", new_daemon.url).returncode == 0
     assert ask(new_daemon, "two").headers["x-llmops-cache"] == "miss"
     assert httpx.delete(f"{new_daemon.url}/admin/cache/entries/nope").status_code == 404
