@@ -21,7 +21,6 @@ from daemon import __version__
 from daemon.api import admin, cache, events, openai, spend
 from daemon.api.common import JSON
 from daemon.api.hot import FastPath
-from daemon.cache.exact import CacheEntry
 from daemon.config.schema import Profile
 from daemon.config.watcher import watch_profile
 from daemon.errors import GatewayError, MethodNotAllowed, NotFound, internal_error
@@ -39,11 +38,10 @@ from daemon.storage.writer import Writer
 log = logging.getLogger("llmops")
 
 
-def _load_cache(path: Path) -> tuple[list[CacheEntry], list[cache_store.Fence]]:
-    """The cache's entries and the semantic cache's fences, as saved."""
+def _load_cache(path: Path) -> cache_store.SavedCache:
     conn = db.connect_sync(path)
     try:
-        return cache_store.load(conn, time.time()), cache_store.load_fences(conn)
+        return cache_store.load_saved(conn, time.time())
     finally:
         conn.close()
 
@@ -86,10 +84,8 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
         await asyncio.to_thread(writer.start)
         readers = [await db.connect(settings.db_path) for _ in range(3)]
         reader, auth_reader, cache_reader = readers
-        entries, fences = await asyncio.to_thread(_load_cache, settings.db_path)
-        services = Services(
-            settings, profile, writer, reader, auth_reader, stages, entries, cache_reader, fences
-        )
+        saved = await asyncio.to_thread(_load_cache, settings.db_path)
+        services = Services(settings, profile, writer, reader, auth_reader, stages, cache_reader, saved)
         await services.forget_old_embedders()
         app.state.services = services
         await services.authenticator.keys_exist()

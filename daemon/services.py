@@ -9,14 +9,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
 
 from daemon import __version__
 from daemon.auth import Authenticator
-from daemon.cache.exact import CacheEntry, ExactIndex
+from daemon.cache.exact import ExactIndex
 from daemon.cache.fences import Fences
 from daemon.cache.semantic import embedder_identity as semantic_identity
 from daemon.cache.verify import Verifier
@@ -28,7 +28,7 @@ from daemon.pipeline.ending import Ending
 from daemon.pipeline.stage import StageFactory
 from daemon.runtime import ModelEntry, Runtime, Runtimes, build_runtime, start_eager
 from daemon.settings import Settings
-from daemon.storage.cache import Fence, drop_vector_tables_except, save_job
+from daemon.storage.cache import SavedCache, drop_vector_tables_except, save_job
 from daemon.storage.writer import Writer
 
 log = logging.getLogger("llmops")
@@ -39,8 +39,7 @@ class Services:
     def __init__(
         self, settings: Settings, profile: Profile, writer: Writer, reader: aiosqlite.Connection,
         auth_reader: aiosqlite.Connection, stages: Sequence[StageFactory],
-        cache_entries: Sequence[CacheEntry] = (), cache_reader: aiosqlite.Connection | None = None,
-        cache_fences: Iterable[Fence] = (),
+        cache_reader: aiosqlite.Connection | None = None, saved: SavedCache | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.writer = writer
@@ -49,12 +48,13 @@ class Services:
         self.auth_reader = auth_reader
         self.bus = EventBus()
         self.authenticator = Authenticator(auth_reader, loopback=settings.loopback)
-        self.exact_cache = ExactIndex(cache_entries)  # the cache's entries, loaded from the database
+        saved = saved or SavedCache()
+        self.exact_cache = ExactIndex(saved.entries, saved.codes)  # entries and semantic search codes
         # The semantic cache's searches get a connection of their own: an admin query must not
         # hold up a lookup.
         self.cache_reader = cache_reader or reader
         self.cache_fences = Fences()  # what the semantic cache learnt from bad hits
-        self.cache_fences.load(cache_fences)
+        self.cache_fences.load(saved.fences)
         self._verifier: Verifier | None = None
         self.stages = tuple(stages)
         self.runtimes = Runtimes(
@@ -153,9 +153,7 @@ class Services:
         embedder = semantic_identity(self.runtimes.current.models[semantic.embedder]) if semantic else None
         dropped = await self.writer.run(drop_vector_tables_except(embedder))
         self.cache_fences.forget(dropped)
-        for entry in self.exact_cache:
-            if entry.vector_table in dropped:
-                entry.vector_table = entry.space = entry.vector = None
+        self.exact_cache.forget_vectors(dropped)
         if dropped:
             log.info("dropped the semantic cache's vectors of a former embedder: %s", ", ".join(dropped))
 

@@ -1,8 +1,10 @@
 """Matching by meaning: embed the question, find the nearest entries of its space, and decide
 whether the best one asks the same thing.
 
-Search runs in sqlite-vec (storage/cache.py `nearest`): binary-quantized bits pick the candidates,
-then their float vectors are rescored exactly here: by the verifier (cache/verify.py: a cosine
+The search scans the binary codes of the space's questions in memory (cache/codes.py: their
+mirror of what sqlite-vec stores): the nearest by Hamming distance are the candidates; their float
+vectors (from memory until written, then from sqlite-vec by rowid) are rescored exactly here: by
+the verifier (cache/verify.py: a cosine
 after a projection learnt on Quora question pairs, which tells look-alike questions that are not
 the same question from rewordings a little better than plain cosine) or, without one, by plain
 cosine. The best-scoring candidate at or above the threshold answers.
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 import aiosqlite
 import numpy as np
 
+from daemon.cache.codes import code_of
+from daemon.cache.exact import ExactIndex
 from daemon.cache.fences import Fences, cosine_pairs
 from daemon.cache.verify import Verifier
 from daemon.config.schema import LlamaCppModel, SemanticCacheConfig
@@ -23,7 +27,7 @@ from daemon.core.cache_key import vector_table
 from daemon.errors import ProviderError
 from daemon.providers.base import Call
 from daemon.runtime import ModelEntry
-from daemon.storage.cache import nearest
+from daemon.storage.cache import vectors_of
 
 # Without the verifier, the plain cosine that kept false hits on QQP's hard negatives near 1 %
 # on held-out pairs (cosine 0.95 let 1.9 % through on one held-out fold: over the bar of 1.5 %).
@@ -75,10 +79,11 @@ def choose(
 
 class SemanticLookup:
     def __init__(
-        self, config: SemanticCacheConfig, embedder: ModelEntry, reader: aiosqlite.Connection,
-        verifier: Verifier | None = None, fences: Fences | None = None,
+        self, config: SemanticCacheConfig, embedder: ModelEntry, index: ExactIndex,
+        reader: aiosqlite.Connection, verifier: Verifier | None = None, fences: Fences | None = None,
     ) -> None:  # fmt: skip
         self.config = config
+        self.index = index
         self.fences = fences
         self.embedder = embedder
         self.reader = reader
@@ -111,10 +116,17 @@ class SemanticLookup:
         return vector / norm if norm else vector
 
     async def find(self, space: str, vector: np.ndarray) -> tuple[list[tuple[str, np.ndarray]], str]:
-        """The nearest entries of `space`, and the vector table they are in."""
+        """The nearest entries of `space` (their float vectors), and the vector table they are in."""
         table = self.table or vector_table(self.identity, vector.size)
-        found = await nearest(self.reader, table, space, vector, self.config.candidates)
-        return [(key, v) for key, v in found if v.size == vector.size], table
+        keys = self.index.codes.nearest(table, space, code_of(vector), self.config.candidates)
+        held: dict[str, np.ndarray] = {}
+        for key in keys:  # an entry not written yet still holds its vector
+            entry = self.index.get(key)
+            if entry is not None and entry.vector is not None:
+                held[key] = np.frombuffer(entry.vector, np.float32)
+        missing = [key for key in keys if key not in held]
+        held |= await vectors_of(self.reader, table, missing) if missing else {}
+        return [(key, held[key]) for key in keys if key in held and held[key].size == vector.size], table
 
     def choose(
         self, vector: np.ndarray, candidates: Sequence[tuple[str, np.ndarray]], accept: Callable[[str], bool]

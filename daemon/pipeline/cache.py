@@ -199,6 +199,7 @@ def build(profile: Profile, services: Services, models: Mapping[str, ModelEntry]
     if config.semantic is not None:
         embedder = models[config.semantic.embedder]
         semantic = SemanticLookup(
-            config.semantic, embedder, services.cache_reader, services.cache_verifier(), services.cache_fences
-        )
+            config.semantic, embedder, services.exact_cache, services.cache_reader, services.cache_verifier(),
+            services.cache_fences,
+        )  # fmt: skip
     return CacheStage(config, services.exact_cache, semantic)

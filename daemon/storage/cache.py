@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from operator import attrgetter
 from typing import Any
 
@@ -13,6 +13,7 @@ import aiosqlite
 import numpy as np
 import orjson
 
+from daemon.cache.codes import CodeRow, code_of
 from daemon.cache.exact import CacheEntry
 from daemon.cache.fences import LIMIT as FENCE_LIMIT
 from daemon.core.cache_key import question_of, vector_table
@@ -28,6 +29,20 @@ _INSERT = (
     f"INSERT OR REPLACE INTO cache_entries ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 )
 HITS = "cache IN ('hit-exact', 'hit-semantic')"
+
+
+@dataclass(frozen=True)
+class SavedCache:
+    """The cache as the database holds it, read at start."""
+
+    entries: list[CacheEntry] = field(default_factory=list)
+    codes: list[CodeRow] = field(default_factory=list)  # see load_codes
+    fences: list[Fence] = field(default_factory=list)
+
+
+def load_saved(conn: Any, now: float) -> SavedCache:
+    """Entries, codes and fences (a blocking connection, at start)."""
+    return SavedCache(load(conn, now), load_codes(conn), load_fences(conn))
 
 
 def load(conn: Any, now: float) -> list[CacheEntry]:
@@ -81,8 +96,7 @@ def vector_rowid(key: str) -> int:
 
 
 def vector_row(key: str, space: str, vector: bytes) -> tuple[int, str, bytes, str, bytes]:
-    bits = np.packbits(np.frombuffer(vector, dtype=np.float32) > 0).tobytes()
-    return vector_rowid(key), space, bits, key, vector
+    return vector_rowid(key), space, code_of(np.frombuffer(vector, dtype=np.float32)), key, vector
 
 
 def _ensure_vector_table(conn: Any, table: str) -> None:
@@ -100,24 +114,35 @@ def _has_table(conn: Any, table: str) -> bool:
     return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone() is not None
 
 
-async def nearest(
-    conn: aiosqlite.Connection, table: str, space: str, vector: np.ndarray, k: int
-) -> list[tuple[str, np.ndarray]]:
-    """The `k` entries of `space` nearest `vector` by their binary-quantized bits (a prefilter that
-    scans 48 bytes a vector), each with its float vector for the exact rescoring. [] before the
-    table exists."""
-    bits = np.packbits(vector > 0).tobytes()
+def load_codes(conn: Any) -> list[CodeRow]:
+    """Every stored binary code, as (vector table, space, entry id, code) (a blocking connection,
+    at start): the semantic search's in-memory mirror (cache/codes.py) is loaded from these."""
+    rows: list[CodeRow] = []
+    for table in _vector_tables(conn):
+        for space, entry_id, bits in conn.execute(f"SELECT space, entry_id, bits FROM {table}"):
+            rows.append((table, str(space), str(entry_id), bytes(bits)))
+    return rows
+
+
+async def vectors_of(conn: aiosqlite.Connection, table: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """The float vectors of entries `keys` of `table`, by key (those not found are left out), in
+    one statement of point lookups by rowid (vec0 scans the whole table for `rowid IN (...)`)."""
+    if not keys:
+        return {}
+    sql = " UNION ALL ".join([f"SELECT entry_id, vector FROM {table} WHERE rowid = ?"] * len(keys))
     try:
-        async with conn.execute(
-            f"SELECT entry_id, vector FROM {table} WHERE bits MATCH vec_bit(?) AND k = ? AND space = ?",
-            (bits, k, space),
-        ) as cursor:
+        async with conn.execute(sql, [vector_rowid(key) for key in keys]) as cursor:
             rows = await cursor.fetchall()
     except sqlite_module().OperationalError as exc:
         if "no such table" in str(exc):
-            return []
+            return {}
         raise
-    return [(str(row[0]), np.frombuffer(row[1], dtype=np.float32)) for row in rows]
+    return {str(row[0]): np.frombuffer(row[1], dtype=np.float32) for row in rows}
+
+
+def _vector_tables(conn: Any) -> list[str]:
+    names = conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'cache_vectors_%'").fetchall()
+    return [name for (name,) in names if VECTOR_TABLE.match(name)]
 
 
 def drop_vector_tables_except(embedder: str | None) -> Job:
@@ -127,10 +152,7 @@ def drop_vector_tables_except(embedder: str | None) -> Job:
     suffix = vector_table(embedder, 8).rpartition("_")[2] if embedder else None
 
     def job(conn: Any) -> list[str]:
-        names = [
-            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE name LIKE 'cache_vectors_%'")
-        ]
-        dropped = [name for name in names if VECTOR_TABLE.match(name) and name.rpartition("_")[2] != suffix]
+        dropped = [name for name in _vector_tables(conn) if name.rpartition("_")[2] != suffix]
         for name in dropped:
             conn.execute(f"DROP TABLE {name}")
             conn.execute("DELETE FROM cache_fences WHERE vector_table = ?", (name,))
