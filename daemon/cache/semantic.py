@@ -1,13 +1,13 @@
 """Matching by meaning: embed the question, find the nearest entries of its space, and decide
 whether the best one asks the same thing.
 
-The search scans the binary codes of the space's questions in memory (cache/codes.py: their
-mirror of what sqlite-vec stores): the nearest by Hamming distance are the candidates; their float
+The search scans the binary codes of the space's questions in memory (cache/codes.py, a mirror
+of what sqlite-vec stores): the nearest by Hamming distance are the candidates. Their float
 vectors (from memory until written, then from sqlite-vec by rowid) are rescored exactly here: by
-the verifier (cache/verify.py: a cosine
-after a projection learnt on Quora question pairs, which tells look-alike questions that are not
-the same question from rewordings a little better than plain cosine) or, without one, by plain
-cosine. The best-scoring candidate at or above the threshold answers.
+the verifier (cache/verify.py: a cosine after a projection learnt on Quora question pairs, which
+tells look-alike questions that are not the same question from rewordings a little better than
+plain cosine) or, without one, by plain cosine. The best-scoring candidate at or above the
+threshold answers, unless a bad hit's fence (cache/fences.py) holds the pair.
 """
 
 from __future__ import annotations
