@@ -27,26 +27,36 @@ from llmops_tui.widgets.spend_chart import SpendChart
 from llmops_tui.widgets.status_bar import ConnectionBanner, StatusBar
 
 WINDOWS = {"today": "Today", "7d": "7 days", "30d": "30 days"}
-METRICS = {"hit_rate": "hit rate", "cache_hits": "hits", "saved_usd": "saved", "saved_tokens": "tokens saved"}
+METRICS = {
+    "hit_rate": "hit rate", "exact_hit_rate": "exact hit rate", "semantic_hit_rate": "semantic hit rate",
+    "cache_hits": "hits", "saved_usd": "saved", "saved_tokens": "tokens saved",
+}  # fmt: skip
 HIT_COLUMNS = ("time", "user", "model", "kind", "saved", "asked now", "first asked as")
 LIVE_REFRESH_SECONDS = 2.0
 
 
 def with_hit_rate(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each bucket with its hit rate in percent (0 where nothing was looked up)."""
+    """Each bucket with its hit rates in percent, all hits, exact and semantic (0 where nothing was
+    looked up)."""
+
+    def percent(part: int, lookups: int) -> float:
+        return 100.0 * part / lookups if lookups else 0.0
+
     return [
         {
             **bucket,
-            "hit_rate": 100.0 * bucket["cache_hits"] / bucket["cache_lookups"]
-            if bucket["cache_lookups"]
-            else 0.0,
+            "hit_rate": percent(bucket["cache_hits"], bucket["cache_lookups"]),
+            "exact_hit_rate": percent(
+                bucket["cache_hits"] - bucket["semantic_hits"], bucket["cache_lookups"]
+            ),
+            "semantic_hit_rate": percent(bucket["semantic_hits"], bucket["cache_lookups"]),
         }
         for bucket in series
     ]
 
 
 def _unit(metric: str) -> Any:
-    if metric == "hit_rate":
+    if metric.endswith("hit_rate"):
         return lambda value: f"{value:.0f}%"
     return fmt.usd if metric.endswith("_usd") else fmt.count
 
@@ -147,7 +157,7 @@ class CacheScreen(LiveScreen):
         chart = self.query_one(SpendChart)
         self.query_one("#cache-chart-title", Static).update(
             f"[b]{METRICS[chart.metric]}[/] over {WINDOWS[self.window].lower()}"
-            "  [$text-muted](v switches: hit rate, hits, saved, tokens saved)[/]"
+            f"  [$text-muted](v switches: {', '.join(METRICS.values())})[/]"
         )
         chart.series = with_hit_rate(data["series"])
         self.hits = data["recent_hits"]

@@ -104,6 +104,18 @@ def test_spend_series_has_every_bucket() -> None:
     }
 
 
+def test_the_cache_series_splits_its_hit_rate_into_exact_and_semantic() -> None:
+    from llmops_tui.screens.cache import with_hit_rate
+
+    busy = {"start": 0, "cache_lookups": 8, "cache_hits": 6, "semantic_hits": 2}
+    idle = {"start": 3600, "cache_lookups": 0, "cache_hits": 0, "semantic_hits": 0}
+    rates = [
+        (row["hit_rate"], row["exact_hit_rate"], row["semantic_hit_rate"])
+        for row in with_hit_rate([busy, idle])
+    ]
+    assert rates == [(75.0, 50.0, 25.0), (0.0, 0.0, 0.0)]
+
+
 # -- the chart ------------------------------------------------------------------------------------------
 
 
