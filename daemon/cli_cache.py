@@ -1,5 +1,5 @@
-"""`llmops cache stats | clear | evict | bad-hit`: the running daemon's cache, through /admin/cache
-(the daemon holds the cache's index, so changes go through it)."""
+"""`llmops cache stats | clear [--fences] | evict | bad-hit`: the running daemon's cache, through
+/admin/cache (the daemon holds the cache's index, so changes go through it)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,11 @@ def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> di
 def run_cache(args: argparse.Namespace) -> int:
     if args.cache_command == "stats":
         return _stats(args)
-    if args.cache_command == "clear":
+    if args.cache_command == "clear" and args.fences:
+        done = _call(args, "DELETE", "/admin/cache/fences")
+        if done is not None:
+            print(f"Cleared {done['cleared_fences']} fences: bad hits no longer hold any pair apart.")
+    elif args.cache_command == "clear":
         done = _call(
             args, "DELETE", "/admin/cache", params={"namespace": args.namespace} if args.namespace else {}
         )
@@ -80,6 +84,9 @@ def add_cache_commands(sub: Any, add_key_options: Any, url_default: str) -> None
     stats.add_argument("--json", action="store_true")
     clear = commands.add_parser("clear", help="remove every entry (or one namespace's)")
     clear.add_argument("--namespace", help="e.g. 'user:alice|local-smol' (see stats --json)")
+    clear.add_argument(
+        "--fences", action="store_true", help="instead, forget the fences bad hits set (the entries stay)"
+    )
     evict = commands.add_parser("evict", help="remove one entry")
     evict.add_argument("entry", help="the entry's id (GET /admin/cache/entries)")
     bad = commands.add_parser(

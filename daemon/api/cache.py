@@ -114,6 +114,15 @@ async def clear(request: Request) -> Response:
     return JSON({"cleared": gone})
 
 
+async def clear_fences(request: Request) -> Response:
+    """Forget what bad hits taught the semantic cache (the marks stay, as a record)."""
+    require_admin(await authenticate(request))
+    services = services_of(request)
+    gone = await services.writer.run(cache_store.clear_fences_job())
+    services.cache_fences.forget(services.cache_fences.tables())
+    return JSON({"cleared_fences": gone})
+
+
 async def bad_hit(request: Request) -> Response:
     """{"trace_id"} of a call the cache answered wrongly: its entry is evicted and the mark kept; a
     match by meaning is also fenced, so that the two questions do not match again."""
@@ -191,4 +200,5 @@ routes = [
     Route("/admin/cache/entries", entries, methods=["GET"]),
     Route("/admin/cache/entries/{entry_id}", evict, methods=["DELETE"]),
     Route("/admin/cache/bad-hits", bad_hit, methods=["POST"]),
+    Route("/admin/cache/fences", clear_fences, methods=["DELETE"]),
 ]

@@ -73,6 +73,9 @@ class Fences:
         tables = self._tables.values() if table is None else filter(None, [self._tables.get(table)])
         return sum(len(ends.questions) for ends in tables)
 
+    def tables(self) -> list[str]:
+        return list(self._tables)
+
     def forget(self, tables: Iterable[str]) -> None:
         """Forget the fences of former embedders (their vectors can never be compared again)."""
         for table in tables:

@@ -205,6 +205,15 @@ async def bad_hit_of(conn: aiosqlite.Connection, trace_id: str) -> int | None:
     return int(row[0]) if row is not None else None
 
 
+def clear_fences_job() -> Job:
+    """Delete every fence; how many."""
+
+    def job(conn: Any) -> int:
+        return int(conn.execute("DELETE FROM cache_fences").rowcount)
+
+    return job
+
+
 def load_fences(conn: Any) -> list[Fence]:
     """Every fence, oldest first (a blocking connection, at start)."""
     rows = conn.execute("SELECT vector_table, question, entry FROM cache_fences ORDER BY id").fetchall()

@@ -188,6 +188,17 @@ def test_a_bad_hit_fences_the_pair_and_the_fence_outlives_the_entry_and_a_restar
         # A question the entry's own words answer (the same words, the ? dropped) still hits.
         same = ask(semantic, "Which planet is the largest", store=False)
         assert same.headers["x-llmops-cache"] == "hit-semantic"
+    cleared = semantic.cli("cache", "clear", "--fences", "--url", semantic.url)
+    assert cleared.returncode == 0 and "Cleared 1 fences" in cleared.stdout
+    assert httpx.get(f"{semantic.url}/admin/cache").json()["fences"] == 0
+    assert (
+        ask(semantic, "Which is the largest planet?", store=False).headers["x-llmops-cache"] == "hit-semantic"
+    )
+    semantic.stop()
+    semantic.start(timeout=120)  # cleared in the database too
+    assert (
+        ask(semantic, "Which is the largest planet?", store=False).headers["x-llmops-cache"] == "hit-semantic"
+    )
 
 
 def test_an_exact_bad_hit_sets_no_fence(semantic: DaemonProcess) -> None:
