@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,15 @@ def test_a_remote_embedder_serves_the_semantic_cache(
     assert "best 0." in trace(new_daemon, other)["decisions"][0]["reason"]  # plain cosine, no verifier
     embedded = [r for r in fake_upstream.requests if r.get("model") == "bag-of-words"]
     assert len(embedded) == 3
+
+
+def test_concurrent_misses_and_hits_keep_the_search_in_step(semantic: DaemonProcess) -> None:
+    """24 distinct questions at once (each embedded, missed and stored), then each one's lowercase,
+    unpunctuated twin at once: every twin is a match by meaning, to its own question."""
+    questions = [f"How many moons does planet number {n} have?" for n in range(24)]
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        first = list(pool.map(lambda q: ask(semantic, q), questions))
+        assert [r.headers["x-llmops-cache"] for r in first] == ["miss"] * 24
+        twins = list(pool.map(lambda q: ask(semantic, q.lower().rstrip("?")), questions))
+    assert [r.headers["x-llmops-cache"] for r in twins] == ["hit-semantic"] * 24
+    assert [r.json()["choices"] for r in twins] == [r.json()["choices"] for r in first]
