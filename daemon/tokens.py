@@ -11,6 +11,8 @@ from typing import Any
 
 import tiktoken
 
+from daemon.core.request import message_text
+
 PER_MESSAGE_OVERHEAD = 4  # role and separators, as OpenAI's cookbook counts them
 
 
@@ -21,16 +23,6 @@ def _encoding() -> tiktoken.Encoding:
 
 def count_text(text: str) -> int:
     return len(_encoding().encode(text, disallowed_special=())) if text else 0
-
-
-def message_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
-    return ""
 
 
 def count_messages(messages: list[dict[str, Any]]) -> int:

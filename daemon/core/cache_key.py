@@ -9,6 +9,7 @@ from typing import Any, Literal
 import orjson
 
 from daemon.core.principal import Principal
+from daemon.core.request import user_texts
 
 Scope = Literal["key", "user", "team", "global"]
 
@@ -43,14 +44,9 @@ def exact_key(space: str, body: dict[str, Any]) -> str:
 
 
 def question_of(body: dict[str, Any]) -> str:
-    """The last user message's text: what a cache view shows of an entry."""
-    for message in reversed(body.get("messages") or []):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):
-                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-            return str(content or "")
-    return ""
+    """The last user message's text: what a cache view shows of an entry, and what is embedded."""
+    texts = user_texts(body, separator=" ")
+    return texts[-1] if texts else ""
 
 
 def semantic_space(space: str, body: dict[str, Any]) -> str:

@@ -8,6 +8,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from daemon.core.request import user_texts
+
 SKIP_RULES = ("temperature", "tools", "code", "current")
 
 # Asking for code: an answer that looks right and is subtly wrong is worse than a call.
@@ -56,7 +58,9 @@ def skip_reason(body: Mapping[str, Any], rules: Collection[str], max_temperature
         return f"temperature {temperature:g} > {max_temperature:g}"
     if "tools" in rules and (body.get("tools") or body.get("functions")):
         return "the request offers tools"
-    text = _user_text(body).lower()
+    if "code" not in rules and "current" not in rules:
+        return None
+    text = "\n".join(user_texts(body)).lower()
     if "code" in rules and _maybe(text, _CODE_HINTS) and _CODE.search(text):
         return "it asks for code"
     if "current" in rules and _maybe(text, _CURRENT_HINTS) and _CURRENT.search(text):
@@ -67,15 +71,3 @@ def skip_reason(body: Mapping[str, Any], rules: Collection[str], max_temperature
 def _maybe(text: str, hints: tuple[str, ...]) -> bool:
     """A cheap substring test before the regex: most requests contain none of the hints."""
     return any(hint in text for hint in hints)
-
-
-def _user_text(body: Mapping[str, Any]) -> str:
-    parts = []
-    for message in body.get("messages") or []:
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                parts.append(content)
-            elif isinstance(content, list):
-                parts += [str(p.get("text", "")) for p in content if isinstance(p, dict)]
-    return "\n".join(parts)

@@ -16,3 +16,23 @@ def with_defaults(body: dict[str, Any], defaults: Mapping[str, Any]) -> dict[str
         if body.get(name) is None and not (name == "max_tokens" and capped)
     }
     return {**body, **added} if added else body
+
+
+def message_text(content: Any, separator: str = "") -> str:
+    """The text of a message's content: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return separator.join(
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def user_texts(body: Mapping[str, Any], separator: str = "") -> list[str]:
+    """The text of each user message, in order."""
+    return [
+        message_text(m.get("content"), separator)
+        for m in body.get("messages") or []
+        if isinstance(m, dict) and m.get("role") == "user"
+    ]

@@ -11,7 +11,7 @@ from typing import Any
 from daemon.core.cost import Usage
 from daemon.errors import InvalidRequest
 from daemon.providers.base import Completion
-from daemon.providers.wire import usage_body
+from daemon.providers.wire import completion_body
 
 _SAMPLING_FIELDS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
 # llama-cpp-python's formatters for these drop system messages; Gemma's own chat template puts the
@@ -131,21 +131,7 @@ def completion_from(model: str, response: dict[str, Any]) -> Completion:
     text = choice["message"].get("content") or ""
     reported = response.get("usage") or {}
     usage = Usage(int(reported.get("prompt_tokens", 0)), int(reported.get("completion_tokens", 0)))
-    body = {
-        "id": completion_id(),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "logprobs": None,
-                "finish_reason": choice.get("finish_reason"),
-            }
-        ],
-        "usage": usage_body(usage),
-    }
+    body = completion_body(completion_id(), int(time.time()), model, text, choice.get("finish_reason"), usage)
     return Completion(body=body, usage=usage, text=text, finish_reason=choice.get("finish_reason"))
 
 

@@ -135,7 +135,7 @@ def _one_line(text: str) -> str:
 
 def completion_body(completion_id: str, created: int, model: str, text: str, finish_reason: str | None,
                     usage: Usage) -> dict[str, Any]:  # fmt: skip
-    """An OpenAI chat.completion holding one assistant message (a stream's text, assembled)."""
+    """An OpenAI chat.completion holding one assistant message."""
     return {
         "id": completion_id,
         "object": "chat.completion",
