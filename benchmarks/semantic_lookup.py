@@ -43,7 +43,7 @@ from daemon.core.cache_key import vector_table  # noqa: E402
 from daemon.providers.base import Call  # noqa: E402
 from daemon.providers.llama_local import LlamaCppProvider  # noqa: E402
 from daemon.storage import db  # noqa: E402
-from daemon.storage.cache import load_codes, vector_row, vectors_of  # noqa: E402
+from daemon.storage.cache import vector_row, vectors_of  # noqa: E402
 from daemon.storage.migrate import migrate  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data" / "semantic-cache"
@@ -71,28 +71,28 @@ def entries(real: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarra
     return np.concatenate([real, extra])
 
 
-def fill(path: Path, table: str, vectors: np.ndarray) -> None:
+def fill(path: Path, table: str, vectors: np.ndarray) -> Codes:
+    """Store `vectors` as the daemon does; their codes, as its in-memory mirror holds them."""
     conn = db.connect_sync(path)
     migrate(conn)
     columns = "space text partition key, bits bit[384], +entry_id text, +vector blob"
     conn.execute(f"CREATE VIRTUAL TABLE {table} USING vec0({columns})")
+    # keys shaped like the daemon's (64 hex digits; the rowid is the first 15)
+    rows = [vector_row(f"{i:015x}{0:049x}", SPACE, vector.tobytes()) for i, vector in enumerate(vectors, 1)]
     conn.execute("BEGIN")
     conn.executemany(
-        f"INSERT INTO {table} (rowid, space, bits, entry_id, vector) VALUES (?, ?, vec_bit(?), ?, ?)",
-        # keys shaped like the daemon's (64 hex digits; the rowid is the first 15)
-        (vector_row(f"{i:015x}{0:049x}", SPACE, vector.tobytes()) for i, vector in enumerate(vectors, 1)),
+        f"INSERT INTO {table} (rowid, space, bits, entry_id, vector) VALUES (?, ?, vec_bit(?), ?, ?)", rows
     )
     conn.execute("COMMIT")
     conn.close()
+    codes = Codes()
+    codes.load((table, space, key, bits) for _, space, bits, key, _ in rows)
+    return codes
 
 
 async def measure(
-    provider: LlamaCppProvider, path: Path, table: str, queries: list[str]
+    provider: LlamaCppProvider, path: Path, table: str, codes: Codes, queries: list[str]
 ) -> dict[str, list[float]]:
-    conn = db.connect_sync(path)
-    codes = Codes()
-    codes.load(load_codes(conn))  # as the daemon loads them at start
-    conn.close()
     reader = await db.connect(path)
     verifier = Verifier.load()
     times: dict[str, list[float]] = {name: [] for name in ("embed", "search", "choose", "lookup", "knn")}
@@ -159,8 +159,8 @@ async def main() -> int:
     with tempfile.TemporaryDirectory(prefix="llmops-lookup-") as tmp:
         for size in SIZES:
             path = Path(tmp) / f"{size}.db"
-            fill(path, table, entries(real, size, rng))
-            times = await measure(provider, path, table, held_out)
+            codes = fill(path, table, entries(real, size, rng))
+            times = await measure(provider, path, table, codes, held_out)
             cells = (pct(times[name], 50) for name in ("embed", "search", "choose", "lookup"))
             print(
                 "{:>8} | {:9.2f} {:10.2f} {:10.3f} | {:10.2f}".format(size, *cells),

@@ -119,7 +119,7 @@ async def clear_fences(request: Request) -> Response:
     require_admin(await authenticate(request))
     services = services_of(request)
     gone = await services.writer.run(cache_store.clear_fences_job())
-    services.cache_fences.forget(services.cache_fences.tables())
+    services.cache_fences.clear()
     return JSON({"cleared_fences": gone})
 
 

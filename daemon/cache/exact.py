@@ -132,6 +132,3 @@ class ExactIndex:
         """Writing what `take_changes` gave failed: give it again next time (unless changed since)."""
         self._changed.update(entry.id for entry in changed if entry.id in self._entries)
         self._removed.update((key, table) for key, table in removed.items() if key not in self._entries)
-
-    def expired(self, now: float) -> list[str]:
-        return [key for key, entry in self._entries.items() if entry.expires_at <= now]

@@ -73,8 +73,8 @@ class Fences:
         tables = self._tables.values() if table is None else filter(None, [self._tables.get(table)])
         return sum(len(ends.questions) for ends in tables)
 
-    def tables(self) -> list[str]:
-        return list(self._tables)
+    def clear(self) -> None:
+        self._tables.clear()
 
     def forget(self, tables: Iterable[str]) -> None:
         """Forget the fences of former embedders (their vectors can never be compared again)."""

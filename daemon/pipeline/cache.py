@@ -65,6 +65,9 @@ class CacheStage(Stage):
         self.semantic = semantic
         self.clock = clock
         self.models = frozenset(config.models) if config.models is not None else None
+        # A request matched by meaning has passed the cache's own skip rules: only the others remain.
+        semantic_rules = semantic.config.skip if semantic is not None else ()
+        self.semantic_skip = tuple(rule for rule in semantic_rules if rule not in config.skip)
 
     async def before(self, ctx: Context) -> Answer | None:
         if ctx.endpoint != "chat":
@@ -108,8 +111,7 @@ class CacheStage(Stage):
     ) -> tuple[Match | None, str]:
         """Embed the question (also to store it) and look for an entry asking the same thing."""
         assert self.semantic is not None
-        config = self.semantic.config
-        skip = skip_reason(ctx.body, config.skip, self.config.max_temperature)
+        skip = skip_reason(ctx.body, self.semantic_skip, self.config.max_temperature)
         if skip is not None or not pending.question:
             return None, f"{why}; not matched by meaning: {skip or 'no question'}"
         ctx.waiting()  # an embedding is a model call
