@@ -144,22 +144,14 @@ class DaemonClient:
     async def spend(
         self, window: str, group_by: str, *, now: float | None = None, utc_offset: int | None = None
     ) -> dict[str, Any]:
-        params: dict[str, str] = {"window": window, "group_by": group_by}
-        if now is not None:
-            params["now"] = repr(now)
-        if utc_offset is not None:
-            params["utc_offset"] = str(utc_offset)
+        params = {**_window_params(window, now, utc_offset), "group_by": group_by}
         result: dict[str, Any] = await self._json("GET", "/admin/spend", params=params)
         return result
 
     async def cache(
         self, window: str, *, now: float | None = None, utc_offset: int | None = None
     ) -> dict[str, Any]:
-        params: dict[str, str] = {"window": window}
-        if now is not None:
-            params["now"] = repr(now)
-        if utc_offset is not None:
-            params["utc_offset"] = str(utc_offset)
+        params = _window_params(window, now, utc_offset)
         result: dict[str, Any] = await self._json("GET", "/admin/cache", params=params)
         return result
 
@@ -252,3 +244,13 @@ class DaemonClient:
             finally:
                 ticker.cancel()
                 flush()
+
+
+def _window_params(window: str, now: float | None, utc_offset: int | None) -> dict[str, str]:
+    """A spend window's query: its name, and the clock and offset a test may pin."""
+    params = {"window": window}
+    if now is not None:
+        params["now"] = repr(now)
+    if utc_offset is not None:
+        params["utc_offset"] = str(utc_offset)
+    return params

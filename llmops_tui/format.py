@@ -5,11 +5,18 @@ from __future__ import annotations
 import math
 import shlex
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+WINDOWS = {"today": "Today", "7d": "7 days", "30d": "30 days"}  # the daemon's spend windows, as tabs
 SLOW_MS = 2_000.0  # a call this slow is shown in yellow; five times this, in red
 FILTER_FIELDS = ("model", "user", "team", "status")
+
+
+def next_of(options: Sequence[str] | Mapping[str, Any], current: str) -> str:
+    """The option after `current`, the first after the last: what a key that cycles shows next."""
+    names = list(options)
+    return names[(names.index(current) + 1) % len(names)]
 
 
 def clock(ts: float) -> str:

@@ -26,7 +26,6 @@ from llmops_tui.screens.trace_detail import TraceDetailScreen
 from llmops_tui.widgets.spend_chart import SpendChart
 from llmops_tui.widgets.status_bar import ConnectionBanner, StatusBar
 
-WINDOWS = {"today": "Today", "7d": "7 days", "30d": "30 days"}
 METRICS = {
     "hit_rate": "hit rate", "exact_hit_rate": "exact hit rate", "semantic_hit_rate": "semantic hit rate",
     "cache_hits": "hits", "saved_usd": "saved", "saved_tokens": "tokens saved",
@@ -114,7 +113,7 @@ class CacheScreen(LiveScreen):
         yield ConnectionBanner(id="banner")
         with Horizontal(id="cache-controls"):
             yield Tabs(
-                *[Tab(label, id=f"window-{name}") for name, label in WINDOWS.items()], id="cache-window"
+                *[Tab(label, id=f"window-{name}") for name, label in fmt.WINDOWS.items()], id="cache-window"
             )
         yield Static(id="cache-totals")
         yield Static(id="cache-chart-title")
@@ -156,7 +155,7 @@ class CacheScreen(LiveScreen):
         self.query_one("#cache-totals", Static).update(totals)
         chart = self.query_one(SpendChart)
         self.query_one("#cache-chart-title", Static).update(
-            f"[b]{METRICS[chart.metric]}[/] over {WINDOWS[self.window].lower()}"
+            f"[b]{METRICS[chart.metric]}[/] over {fmt.WINDOWS[self.window].lower()}"
             f"  [$text-muted](v switches: {', '.join(METRICS.values())})[/]"
         )
         chart.series = with_hit_rate(data["series"])
@@ -201,13 +200,11 @@ class CacheScreen(LiveScreen):
         self.reload()
 
     def action_next_window(self) -> None:
-        names = list(WINDOWS)
-        self.window = names[(names.index(self.window) + 1) % len(names)]
+        self.window = fmt.next_of(fmt.WINDOWS, self.window)
 
     def action_next_metric(self) -> None:
         chart = self.query_one(SpendChart)
-        names = list(METRICS)
-        chart.metric = names[(names.index(chart.metric) + 1) % len(names)]
+        chart.metric = fmt.next_of(METRICS, chart.metric)
         if self.data is not None:
             self._show(self.data)
 

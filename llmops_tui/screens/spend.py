@@ -24,7 +24,6 @@ from llmops_tui.widgets.status_bar import ConnectionBanner, StatusBar
 if TYPE_CHECKING:
     pass
 
-WINDOWS = {"today": "Today", "7d": "7 days", "30d": "30 days"}
 GROUPS = ("model", "user", "team")
 METRICS = {"cost_usd": "cost", "shadow_cost_usd": "shadow cost", "requests": "requests", "tokens": "tokens"}
 GROUP_COLUMNS = ("requests", "errors", "tokens in", "tokens out", "cost", "shadow", "share")
@@ -76,7 +75,7 @@ class SpendScreen(LiveScreen):
         yield ConnectionBanner(id="banner")
         with Horizontal(id="spend-controls"):
             yield Tabs(
-                *[Tab(label, id=f"window-{name}") for name, label in WINDOWS.items()], id="spend-window"
+                *[Tab(label, id=f"window-{name}") for name, label in fmt.WINDOWS.items()], id="spend-window"
             )
             yield Tabs(*[Tab(f"by {name}", id=f"group-{name}") for name in GROUPS], id="spend-group")
         yield Static(id="spend-totals")
@@ -119,7 +118,7 @@ class SpendScreen(LiveScreen):
         if data["bucket_seconds"] >= 86_400:
             bucket = "day"
         self.query_one("#spend-chart-title", Static).update(
-            f"[b]{METRICS[chart.metric]}[/] per {bucket}, {WINDOWS[self.window].lower()}"
+            f"[b]{METRICS[chart.metric]}[/] per {bucket}, {fmt.WINDOWS[self.window].lower()}"
             f"  [$text-muted](v switches: cost, shadow cost, requests, tokens)[/]"
         )
         chart.series = data["series"]
@@ -165,17 +164,15 @@ class SpendScreen(LiveScreen):
         self.reload()
 
     def action_next_window(self) -> None:
-        names = list(WINDOWS)
-        self.window = names[(names.index(self.window) + 1) % len(names)]
+        self.window = fmt.next_of(fmt.WINDOWS, self.window)
 
     def action_next_group(self) -> None:
-        self.group_by = GROUPS[(GROUPS.index(self.group_by) + 1) % len(GROUPS)]
+        self.group_by = fmt.next_of(GROUPS, self.group_by)
 
     def action_next_metric(self) -> None:
         chart = self.query_one(SpendChart)
         self.metric_chosen = True
-        names = list(METRICS)
-        chart.metric = names[(names.index(chart.metric) + 1) % len(names)]
+        chart.metric = fmt.next_of(METRICS, chart.metric)
         if self.data is not None:
             self._show(self.data)
 

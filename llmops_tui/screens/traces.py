@@ -178,8 +178,7 @@ class TracesScreen(LiveScreen):
         self._show_info()
 
     def action_cycle_sort(self) -> None:
-        names = list(SORTS)
-        self.table.sort = names[(names.index(self.table.sort) + 1) % len(names)]
+        self.table.sort = fmt.next_of(SORTS, self.table.sort)
         self._show_info()
 
     def action_reload(self) -> None:
