@@ -47,13 +47,13 @@ UNCACHED = """\
 """
 
 
-def start(procs: Processes, name: str, profile_text: str) -> tuple[int, str]:
+def start(procs: Processes, name: str, profile_text: str, *key_options: str) -> tuple[int, str]:
     folder = procs.dir / name
     (folder / "profile").mkdir(parents=True)
     (folder / "data").mkdir()
     profile, db = folder / "profile" / "bench.yaml", folder / "data" / "bench.db"
     profile.write_text(profile_text)
-    key = create_key(db, "bench")
+    key = create_key(db, "bench", *key_options)
     port = free_port()
     args = [sys.executable, "-m", "daemon", "serve", "--profile", str(profile), "--db", str(db),
             "--port", str(port), "--log-level", "warning"]  # fmt: skip

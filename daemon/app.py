@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from daemon import __version__
-from daemon.api import admin, cache, events, openai, spend
+from daemon.api import admin, budgets, cache, events, openai, spend
 from daemon.api.common import JSON
 from daemon.api.hot import FastPath
 from daemon.config.schema import Profile
@@ -59,8 +59,8 @@ async def _gateway_error(_request: Request, exc: Exception) -> Response:
     error = exc if isinstance(exc, GatewayError) else internal_error()
     if not isinstance(exc, GatewayError):
         log.exception("unhandled error", exc_info=exc)
-    headers = {"x-llmops-trace-id": error.trace_id} if error.trace_id else None
-    return JSON(error.to_body(), status_code=error.status, headers=headers)
+    headers = {"x-llmops-trace-id": error.trace_id} if error.trace_id else {}
+    return JSON(error.to_body(), status_code=error.status, headers={**headers, **error.headers})
 
 
 async def _not_found(request: Request, _exc: Exception) -> Response:
@@ -87,6 +87,7 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
         saved = await asyncio.to_thread(_load_cache, settings.db_path)
         services = Services(settings, profile, writer, reader, auth_reader, stages, cache_reader, saved)
         await services.forget_old_embedders()
+        await services.budget_limits.check_in()  # and release what a crashed daemon had reserved
         app.state.services = services
         await services.authenticator.keys_exist()
         eager = asyncio.create_task(start_eager(services.runtimes.current))
@@ -97,6 +98,7 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
             else None
         )
         cache_saver = asyncio.create_task(services.keep_saving_cache(stop))
+        checker = asyncio.create_task(services.budget_limits.keep_checking_in(stop))
         log.info(
             "llmops %s serving profile %s on http://%s:%d",
             __version__,
@@ -112,6 +114,7 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
             if watcher is not None:
                 await watcher
             await cache_saver
+            await checker
             await services.drain()
             await asyncio.to_thread(writer.stop)  # every queued trace is written before we exit
             for connection in readers:
@@ -121,7 +124,14 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
     state = State()
     hot = openai.hot_routes(state)
     app = Starlette(
-        routes=[*openai.routes(hot), *admin.routes, *events.routes, *spend.routes, *cache.routes],
+        routes=[
+            *openai.routes(hot),
+            *admin.routes,
+            *events.routes,
+            *spend.routes,
+            *cache.routes,
+            *budgets.routes,
+        ],
         lifespan=lifespan,
         exception_handlers={
             GatewayError: _gateway_error,

@@ -93,12 +93,20 @@ def _keys_db(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _keys_create(args: argparse.Namespace) -> int:
+    from daemon.cli_budget import merge_specs
+    from daemon.storage.budgets import set_limit
     from daemon.storage.keys import create_key
 
     conn = _keys_db(args)
     try:
+        conn.execute("BEGIN IMMEDIATE")  # the key and its budget, or neither
         secret, row = create_key(conn, args.name, args.user or args.name, args.team, args.admin)
+        for period, limit in merge_specs(args.budget).items():
+            set_limit(conn, f"key:{row['id']}", period, limit.get("usd"), limit.get("tokens"), None, "cli")
+        conn.execute("COMMIT")
     except Exception as exc:  # sqlite3/sqlean IntegrityError: the name is taken
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         print(f"llmops: cannot create key {args.name!r}: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -108,6 +116,11 @@ def _keys_create(args: argparse.Namespace) -> int:
         f"Created {role} key {row['name']!r} for user {row['user']!r}"
         + (f" (team {row['team']})" if row["team"] else "")
     )
+    for period, limit in merge_specs(args.budget).items():
+        amounts = " and ".join(
+            f"${v:g}" if k == "usd" else f"{v:,} tokens" for k, v in limit.items() if k != "per"
+        )
+        print(f"Its {period} budget: {amounts} (budgets: `llmops budget show key:{row['name']}`)")
     print("Store it now; it is not shown again:")
     print(secret)
     return 0
@@ -215,6 +228,8 @@ def _status(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Register the daemon's commands (serve, keys, status) on the `llmops` parser."""
+    from daemon.cli_budget import add_budget_commands, parse_spec
+
     url_default = os.environ.get("LLMOPS_URL", f"http://{DEFAULT_HOST}:{DEFAULT_PORT}")
 
     serve = sub.add_parser("serve", help="run the daemon in the foreground")
@@ -242,6 +257,8 @@ def add_commands(sub: Any) -> None:
             p.add_argument("--user", help="the user the key acts as (default: NAME)")
             p.add_argument("--team")
             p.add_argument("--admin", action="store_true", help="may use /admin and the console")
+            p.add_argument("--budget", action="append", type=parse_spec, default=[], metavar="SPEC",
+                           help="its own budget: 5usd/day, 200000tokens/month... (repeatable)")  # fmt: skip
         if name == "list":
             p.add_argument("--json", action="store_true")
 
@@ -255,6 +272,7 @@ def add_commands(sub: Any) -> None:
     from daemon.cli_cache import add_cache_commands
 
     add_cache_commands(sub, add_key_options, url_default)
+    add_budget_commands(sub, add_key_options, url_default)
 
     status = sub.add_parser("status", help="daemon health, profile, models")
     status.add_argument("--url", default=url_default)

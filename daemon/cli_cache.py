@@ -5,39 +5,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any
 
-
-def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> dict[str, Any] | None:
-    import httpx
-
-    headers = {"authorization": f"Bearer {args.key}"} if args.key else {}
-    try:
-        response = httpx.request(
-            method, f"{args.url.rstrip('/')}{path}", headers=headers, timeout=10, **kwargs
-        )
-    except httpx.HTTPError as exc:
-        print(f"llmops: no daemon answering at {args.url} ({type(exc).__name__}). Start one: llmops serve",
-              file=sys.stderr)  # fmt: skip
-        return None
-    body: dict[str, Any] = response.json()
-    if response.status_code >= 400:
-        print(f"llmops: {response.status_code}: {body.get('error', {}).get('message')}", file=sys.stderr)
-        return None
-    return body
+from daemon.cli_http import call_daemon
 
 
 def run_cache(args: argparse.Namespace) -> int:
     if args.cache_command == "stats":
         return _stats(args)
     if args.cache_command == "clear" and args.fences:
-        done = _call(args, "DELETE", "/admin/cache/fences")
+        done = call_daemon(args, "DELETE", "/admin/cache/fences")
         if done is not None:
             print(f"Cleared {done['cleared_fences']} fences: bad hits no longer hold any pair apart.")
     elif args.cache_command == "clear":
-        done = _call(
+        done = call_daemon(
             args, "DELETE", "/admin/cache", params={"namespace": args.namespace} if args.namespace else {}
         )
         if done is not None:
@@ -45,11 +27,11 @@ def run_cache(args: argparse.Namespace) -> int:
                 f"Cleared {done['cleared']} entries" + (f" of {args.namespace}." if args.namespace else ".")
             )
     elif args.cache_command == "evict":
-        done = _call(args, "DELETE", f"/admin/cache/entries/{args.entry}")
+        done = call_daemon(args, "DELETE", f"/admin/cache/entries/{args.entry}")
         if done is not None:
             print(f"Evicted {done['evicted']} ({done['namespace']}).")
     else:
-        done = _call(args, "POST", "/admin/cache/bad-hits", json={"trace_id": args.trace_id})
+        done = call_daemon(args, "POST", "/admin/cache/bad-hits", json={"trace_id": args.trace_id})
         if done is not None:
             fenced = " and fenced the pair: the two questions will not match again" if done["fenced"] else ""
             print(f"Marked a bad hit: evicted the entry for {done['question']!r}{fenced}.")
@@ -57,7 +39,7 @@ def run_cache(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    data = _call(args, "GET", "/admin/cache", params={"window": args.window})
+    data = call_daemon(args, "GET", "/admin/cache", params={"window": args.window})
     if data is None:
         return 1
     if args.json:

@@ -22,6 +22,7 @@ class GatewayError(Exception):
         self.message = message
         self.param = param
         self.trace_id: str | None = None  # set once the failed call is traced; sent as a header
+        self.headers: dict[str, str] = {}  # sent with the error (Retry-After, rate-limit headers)
         if code is not None:
             self.code = code
 
@@ -68,6 +69,22 @@ class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+
+
+class BudgetExceeded(GatewayError):
+    """The call's worst case does not fit a budget: 429, with Retry-After."""
+
+    status = 429
+    type = "budget_exceeded"
+    code = "budget_exceeded"
+
+
+class RateLimited(GatewayError):
+    """Over a requests- or tokens-per-minute limit: 429, with OpenAI's x-ratelimit-* headers."""
+
+    status = 429
+    type = "rate_limit_exceeded"
+    code = "rate_limit_exceeded"
 
 
 class ProviderError(GatewayError):

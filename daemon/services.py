@@ -16,6 +16,7 @@ import aiosqlite
 
 from daemon import __version__
 from daemon.auth import Authenticator
+from daemon.budgets.limits import BudgetLimits
 from daemon.cache.exact import ExactIndex
 from daemon.cache.fences import Fences
 from daemon.cache.semantic import embedder_identity as semantic_identity
@@ -25,6 +26,7 @@ from daemon.config.schema import Profile
 from daemon.events import EventBus
 from daemon.gateway import Gateway
 from daemon.pipeline.ending import Ending
+from daemon.pipeline.rate_limits import Buckets
 from daemon.pipeline.stage import StageFactory
 from daemon.runtime import ModelEntry, Runtime, Runtimes, build_runtime, start_eager
 from daemon.settings import Settings
@@ -56,6 +58,8 @@ class Services:
         self.cache_fences = Fences()  # what the semantic cache learnt from bad hits
         self.cache_fences.load(saved.fences)
         self._verifier: Verifier | None = None
+        self.budget_limits = BudgetLimits(reader, writer)  # the limits set through the API; our owner id
+        self.rate_buckets: Buckets = {}  # the rate limits' state, kept across reloads
         self.stages = tuple(stages)
         self.runtimes = Runtimes(
             self._watched(build_runtime(profile, settings.profile_path, None, self.stages, self))
@@ -170,6 +174,7 @@ class Services:
         """At shutdown, once connections have closed: close every provider, save the cache."""
         await self.runtimes.close()
         await self.save_cache()
+        await self.budget_limits.check_out()
 
 
 def model_state(entry: ModelEntry) -> dict[str, Any]:

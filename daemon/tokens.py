@@ -27,3 +27,11 @@ def count_text(text: str) -> int:
 
 def count_messages(messages: list[dict[str, Any]]) -> int:
     return 3 + sum(PER_MESSAGE_OVERHEAD + count_text(message_text(m.get("content"))) for m in messages)
+
+
+def count_input(value: Any) -> int:
+    """An embeddings call's input: a string, a list of strings, or token ids (counted as they are)."""
+    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+        return len(value)
+    texts = value if isinstance(value, list) else [value]
+    return sum(len(t) if isinstance(t, list) else count_text(str(t)) for t in texts)

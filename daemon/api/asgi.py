@@ -136,6 +136,8 @@ async def send_json(
 
 async def send_error(send: Send, error: GatewayError) -> None:
     headers = [(b"x-llmops-trace-id", error.trace_id.encode())] if error.trace_id else []
+    if error.headers:
+        headers.extend(encode_headers(error.headers))
     await send_json(send, error.status, error.to_body(), headers)
 
 

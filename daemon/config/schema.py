@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from daemon.config.limits import BudgetsConfig, CapsConfig, RateLimitsConfig
+
 ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 
@@ -190,6 +192,9 @@ class Profile(Strict):
     server: ServerConfig = ServerConfig()
     traces: TracesConfig = TracesConfig()
     cache: CacheConfig | None = None
+    budgets: BudgetsConfig | None = None
+    rate_limits: RateLimitsConfig | None = None
+    caps: CapsConfig | None = None
 
     @model_validator(mode="after")
     def _references_exist(self) -> Profile:
@@ -200,6 +205,9 @@ class Profile(Strict):
         for name in (self.cache.models or []) if self.cache else []:
             if name not in self.models:
                 raise ValueError(f"cache.models: {name!r} is not one of models")
+        for name in self.caps.models if self.caps else ():
+            if name not in self.models:
+                raise ValueError(f"caps.models: {name!r} is not one of models")
         semantic = self.cache.semantic if self.cache else None
         if semantic is not None:
             embedder = self.models.get(semantic.embedder)

@@ -11,6 +11,7 @@ class Principal:
     user: str
     team: str | None
     is_admin: bool
+    key_name: str | None = None
 
 
 # Local mode (no API keys): one user on loopback, who administers the daemon too.

@@ -52,7 +52,9 @@ def bucket_start(ts: float, window: SpendWindow) -> float:
     return float((int(ts) + offset) // size * size - offset)
 
 
-def fill_series(rows: list[dict[str, Any]], window: SpendWindow) -> list[dict[str, Any]]:
+def fill_series(
+    rows: list[dict[str, Any]], window: SpendWindow, names: tuple[str, ...] = SERIES_FIELDS
+) -> list[dict[str, Any]]:
     """One entry per bucket of the window, zeros where nothing was spent."""
     by_start = {float(row["start"]): row for row in rows}
     series = []
@@ -60,7 +62,7 @@ def fill_series(rows: list[dict[str, Any]], window: SpendWindow) -> list[dict[st
     while start < window.until:
         row = by_start.get(start)
         entry: dict[str, Any] = {"start": start}
-        for name in SERIES_FIELDS:
+        for name in names:
             entry[name] = row[name] if row else 0
         series.append(entry)
         start += window.bucket_seconds

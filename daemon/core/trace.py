@@ -29,6 +29,7 @@ class Trace:
     provider: str | None = None
     stream: bool = False
     error: str | None = None
+    error_code: str | None = None
     request: str | None = None
     response: str | None = None
     finish_reason: str | None = None

@@ -45,6 +45,7 @@ class Outcome:
     status: str = "ok"  # ok | error | cancelled
     http_status: int = 200
     error: str | None = None
+    error_code: str | None = None
     text: str = ""  # the response text (chat)
     finish_reason: str | None = None
     body: dict[str, Any] | None = None  # the JSON answer, when there was one (not for streams)

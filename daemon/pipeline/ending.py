@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def failed(error: GatewayError) -> Outcome:
-    return Outcome(status="error", http_status=error.status, error=error.message)
+    return Outcome(status="error", http_status=error.status, error=error.message, error_code=error.code)
 
 
 def cancelled(error: str = "client disconnected") -> Outcome:
@@ -64,6 +64,7 @@ class Ending:
         ctx.ended = True
         trace = ctx.trace
         trace.status, trace.http_status, trace.error = outcome.status, outcome.http_status, outcome.error
+        trace.error_code = outcome.error_code
         trace.latency_ms = ms(ctx.started)
         if trace.overhead_ms is None:
             trace.overhead_ms = trace.latency_ms - ctx.provider_ms

@@ -10,7 +10,8 @@ the call.
 
 from __future__ import annotations
 
-from daemon.pipeline import cache
+from daemon.pipeline import budgets, cache, caps, rate_limits
 from daemon.pipeline.stage import StageFactory
 
-STAGES: tuple[StageFactory, ...] = (cache.build,)
+# Caps come first: the rate limits, the cache key and a budget's worst case see the capped call.
+STAGES: tuple[StageFactory, ...] = (caps.build, rate_limits.build, cache.build, budgets.build)

@@ -61,11 +61,11 @@ def revoke_key(conn: Any, name_or_id: str) -> bool:
 async def find_principal(conn: Any, key_hash: str) -> Principal | None:
     """The active key with this hash (`hash_key` of its secret), as a principal."""
     async with conn.execute(
-        "SELECT id, user, team, is_admin FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+        "SELECT id, user, team, is_admin, name FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
         (key_hash,),
     ) as cursor:
         row = await cursor.fetchone()
-    return Principal(row[0], row[1], row[2], bool(row[3])) if row else None
+    return Principal(row[0], row[1], row[2], bool(row[3]), row[4]) if row else None
 
 
 async def active_key_count(conn: Any) -> int:

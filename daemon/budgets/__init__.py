@@ -1,0 +1,2 @@
+"""Budgets' machinery: which apply to whom (book.py), and the limits set through the API as this
+process last read them (limits.py). The stage is daemon/pipeline/budgets.py."""
