@@ -1,5 +1,5 @@
-"""The console app: three modes (live traces, spend, cache), the daemon connection, ratings, help,
-the palette."""
+"""The console app: four modes (live traces, spend, cache, budgets), the daemon connection, ratings,
+help, the palette."""
 
 from __future__ import annotations
 
@@ -25,12 +25,14 @@ from llmops_tui.messages import (
     ProfileReloaded,
     TracesReceived,
 )
+from llmops_tui.screens.budgets import BudgetsScreen
 from llmops_tui.screens.cache import CacheScreen
 from llmops_tui.screens.help import HelpScreen
 from llmops_tui.screens.spend import SpendScreen
 from llmops_tui.screens.trace_detail import TraceDetailScreen
 from llmops_tui.screens.traces import TracesScreen
 from llmops_tui.state import Connection
+from llmops_tui.widgets.confirm import ConfirmDialog
 from llmops_tui.widgets.rating import RatingDialog
 from llmops_tui.widgets.trace_table import TraceTable
 
@@ -39,13 +41,18 @@ RATE_WINDOW_SECONDS = 5.0
 
 class LlmopsApp(App[None]):
     TITLE = "llmops"
-    CSS_PATH = ["app.tcss", "traces.tcss", "detail.tcss", "spend.tcss", "cache.tcss", "dialogs.tcss"]
-    MODES: ClassVar[dict[str, Any]] = {"traces": TracesScreen, "spend": SpendScreen, "cache": CacheScreen}
+    CSS_PATH = ["app.tcss", "traces.tcss", "detail.tcss", "spend.tcss", "cache.tcss", "budgets.tcss",
+                "dialogs.tcss"]  # fmt: skip
+    MODES: ClassVar[dict[str, Any]] = {
+        "traces": TracesScreen, "spend": SpendScreen, "cache": CacheScreen, "budgets": BudgetsScreen,
+    }  # fmt: skip
     DEFAULT_MODE = "traces"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "show('traces')", "Traces"),
         Binding("s", "show('spend')", "Spend"),
         Binding("h", "show('cache')", "Cache"),
+        # Budgets, rate limits and caps: not b, which is "bad hit" on the cache view and would shadow it.
+        Binding("l", "show('budgets')", "Limits"),
         Binding("question_mark", "help", "Help"),
         Binding("R", "retry", "Reconnect now", show=False),
         Binding("q", "quit", "Quit"),
@@ -149,7 +156,7 @@ class LlmopsApp(App[None]):
         self.push_screen(HelpScreen([
             ("Anywhere", LlmopsApp), ("Traces", TracesScreen), ("Table", TraceTable),
             ("Trace detail", TraceDetailScreen), ("Spend", SpendScreen), ("Cache", CacheScreen),
-            ("Rating", RatingDialog),
+            ("Budgets and limits", BudgetsScreen), ("Rating", RatingDialog), ("Confirm", ConfirmDialog),
         ]))  # fmt: skip
 
     def action_retry(self) -> None:
@@ -162,6 +169,11 @@ class LlmopsApp(App[None]):
         )
         yield SystemCommand(
             "Cache", "Hit rate, savings, the latest hits (h)", lambda: self.action_show("cache")
+        )
+        yield SystemCommand(
+            "Budgets and limits",
+            "Budgets' use, refusals, top spenders (l)",
+            lambda: self.action_show("budgets"),
         )
         yield SystemCommand("Help", "Every key (?)", self.action_help)
         yield SystemCommand(
@@ -189,6 +201,16 @@ class LlmopsApp(App[None]):
             yield SystemCommand("Evict the entry", "Of the selected hit (x)", screen.action_evict)
             yield SystemCommand(
                 "Mark a bad hit", "The selected hit answered wrongly (b)", screen.action_bad_hit
+            )
+        if isinstance(screen, BudgetsScreen):
+            yield SystemCommand("Budgets window", "Today, 7 days, 30 days (w)", screen.action_next_window)
+            yield SystemCommand(
+                "Refusals chart", "All, over budget, rate limited (v)", screen.action_next_metric
+            )
+            yield SystemCommand(
+                "Reset the budget",
+                "Start the selected budget's window again now (x)",
+                screen.action_reset_budget,
             )
         if isinstance(screen, TracesScreen | TraceDetailScreen):
             yield SystemCommand("Comment on trace", "Rate with a comment (c)", screen.action_comment)

@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -165,6 +166,20 @@ class DaemonClient:
         result: dict[str, Any] = await self._json(
             "POST", "/admin/cache/bad-hits", json={"trace_id": trace_id}
         )
+        return result
+
+    async def budgets(
+        self, window: str, *, now: float | None = None, utc_offset: int | None = None
+    ) -> dict[str, Any]:
+        """Every budget's standing now; the refusals and top spenders over `window`."""
+        params = _window_params(window, now, utc_offset)
+        result: dict[str, Any] = await self._json("GET", "/admin/budgets", params=params)
+        return result
+
+    async def reset_budget(self, subject: str, period: str) -> dict[str, Any]:
+        """Start the budget's current window again now: what it spent so far stops counting."""
+        path = f"/admin/budgets/{quote(subject, safe=':')}/reset"
+        result: dict[str, Any] = await self._json("POST", path, json={"per": period})
         return result
 
     # -- the live stream -------------------------------------------------------------------------------

@@ -57,6 +57,19 @@ def count(value: int | float) -> str:
     return f"{value / 1_000_000:.1f}M"
 
 
+def duration(seconds: float) -> str:
+    """A wait as people say it: `3 h 12 min`, `2 d 5 h`, `45 min`, `30 s`."""
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min" if minutes else f"{seconds} s"
+
+
 Rating = float | str  # stars 1-5, or "up" / "down" for thumbs
 
 

@@ -49,8 +49,13 @@ async def show(request: Request) -> Response:
             subject = await _subject(services, wanted)
             limits = [x for x in limits if x.subject == subject] or book.of(subject)
         now = time.time()
-        pairs = [(x, budget.window(x.period, now, book.tz, book.reset_at(x))) for x in limits]
-        standings = await services.writer.run(budget_store.standings_job(pairs))
+        leases = services.budget_limits.leases
+        triples = []
+        for limit in limits:
+            span = budget.window(limit.period, now, book.tz, book.reset_at(limit))
+            triples.append((limit, span, leases.held((limit.subject, limit.period, span.start))))
+        owner = services.budget_limits.owner
+        standings = await services.writer.run(budget_store.standings_job(owner, triples))
         found = [_standing(s, now) for s in standings]
     rows = await budget_store.rejections(
         services.reader, window.since, window.until, window.bucket_seconds, window.utc_offset
@@ -93,7 +98,7 @@ async def put(request: Request) -> Response:
         budget_store.set_limit(conn, subject, period, usd, tokens, warn_at, _who(principal))
 
     await services.writer.run(job)
-    services.budget_limits.changed()
+    await services.budget_limits.refresh()  # this daemon's next call sees it
     return JSON({"object": "budget", "subject": subject, "per": period, "usd": usd, "tokens": tokens,
                  "warn_at": warn_at, "set": True})  # fmt: skip
 
@@ -110,7 +115,7 @@ async def unset(request: Request) -> Response:
         raise NotFound(
             f"No budget of {subject} was set through the API" + (f" per {period}." if period else ".")
         )
-    services.budget_limits.changed()
+    await services.budget_limits.refresh()  # this daemon's next call sees it
     return JSON({"object": "budget", "subject": subject, "per": period, "removed": removed})
 
 
@@ -125,7 +130,7 @@ async def reset(request: Request) -> Response:
     periods = [_period(per)] if per else list(PERIODS)
     at = time.time()
     await services.writer.run(lambda conn: budget_store.reset(conn, subject, periods, at, _who(principal)))
-    services.budget_limits.changed()
+    await services.budget_limits.refresh()  # this daemon's next call sees it
     return JSON({"object": "budget", "subject": subject, "reset_at": at, "periods": periods})
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from daemon.config.limits import BudgetLimit, BudgetsConfig
-from daemon.core.budget import Limit, Period, describe_limit
+from daemon.core.budget import Limit, Period, Window, describe_limit, window
 
 DEFAULT = "default"  # the API's subject for the default user budget
 
@@ -48,6 +48,8 @@ class BudgetBook:
         self.key_names = key_names or {}
         self._set = {subject: _from_rows(rows) for subject, rows in (set_limits or {}).items()}
         self._memo: dict[Subjects, list[Limit]] = {}
+        self._names: dict[int, str] = {}  # id of a memoized list -> its budgets' names
+        self._windows: dict[tuple[str, float | None], Window] = {}
 
     @property
     def empty(self) -> bool:
@@ -59,7 +61,15 @@ class BudgetBook:
         if found is None:
             if len(self._memo) > 10_000:
                 self._memo.clear()
+                self._names.clear()
             found = self._memo[who] = self._for(who)
+        return found
+
+    def names(self, limits: list[Limit]) -> str:
+        """`user:alice/day, team:ml/week` for a list `for_call` gave (kept with it)."""
+        found = self._names.get(id(limits))
+        if found is None:
+            found = self._names[id(limits)] = ", ".join(limit.name for limit in limits)
         return found
 
     def _for(self, who: Subjects) -> list[Limit]:
@@ -117,6 +127,15 @@ class BudgetBook:
 
     def reset_at(self, limit: Limit) -> float | None:
         return self.resets.get((limit.subject, limit.period))
+
+    def window(self, limit: Limit, now: float) -> Window:
+        """The limit's window holding `now` (computed once per period and reset until it ends)."""
+        reset = self.resets.get((limit.subject, limit.period))
+        key = (limit.period, reset)
+        found = self._windows.get(key)
+        if found is None or not found.start <= now < found.end:
+            found = self._windows[key] = window(limit.period, now, self.tz, reset)
+        return found
 
     def defined(self, users: Iterable[str] = ()) -> list[Limit]:
         """Every budget set for someone, and the default one of each of `users` (those seen

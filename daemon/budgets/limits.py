@@ -1,7 +1,8 @@
 """What budgets need beyond a profile reload: the limits set through the API or the CLI (read at
-most every REFRESH_SECONDS, at once after this daemon's own API changed them), and this process's
-identity as the owner of its reservations, kept alive in the database so that another daemon (or
-this one restarted after a crash) can tell its reservations from those of a process that is gone.
+most every REFRESH_SECONDS, at once after this daemon's own API changed them), this process's
+leases (budgets/leases.py), and its identity as their owner, kept alive in the database so that
+another daemon (or this one restarted after a crash) can tell its leases from those of a process
+that is gone.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import time
 from typing import Any
 
 from daemon.budgets.book import BudgetBook
+from daemon.budgets.leases import Leases
 from daemon.config.limits import BudgetsConfig
-from daemon.storage.budgets import SetLimits, check_in_job, check_out_job, load_set_limits
+from daemon.storage.budgets import SetLimits, check_in_job, check_out_job, give_back_job, load_set_limits
 from daemon.storage.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -31,15 +33,30 @@ class BudgetLimits:
         self._reader = reader
         self._writer = writer
         self.owner = secrets.token_hex(8)
+        self.leases = Leases()
         self._set = SetLimits({}, {}, {})
         self._read_at = -1e9
         self._refreshing: asyncio.Task[None] | None = None
         self._book: BudgetBook | None = None
 
+    def current(self, config: BudgetsConfig) -> BudgetBook | None:
+        """The book, without waiting: None until the set limits were first read. When they are older
+        than REFRESH_SECONDS they are read again in the background (calls go on meanwhile)."""
+        if time.monotonic() - self._read_at > REFRESH_SECONDS and (
+            self._refreshing is None or self._refreshing.done()
+        ):
+            self._refreshing = asyncio.ensure_future(self._read())
+        if self._read_at < 0:
+            return None
+        return self._assembled(config)
+
     async def book(self, config: BudgetsConfig) -> BudgetBook:
         """The profile's budgets with those set through the API, as of REFRESH_SECONDS ago at most."""
         if time.monotonic() - self._read_at > REFRESH_SECONDS:
             await self.refresh()
+        return self._assembled(config)
+
+    def _assembled(self, config: BudgetsConfig) -> BudgetBook:
         book = self._book
         if book is None or book.config is not config:
             s = self._set
@@ -47,27 +64,49 @@ class BudgetLimits:
         return book
 
     async def refresh(self) -> None:
-        """Read the set limits again; calls arriving meanwhile share the one read."""
-        if self._refreshing is None or self._refreshing.done():
-            self._refreshing = asyncio.ensure_future(self._read())
+        """Read them now (after a change: a read already under way may have missed it)."""
+        if self._refreshing is not None and not self._refreshing.done():
+            await asyncio.shield(self._refreshing)
+        self._refreshing = asyncio.ensure_future(self._read())
         await asyncio.shield(self._refreshing)
 
     async def _read(self) -> None:
-        self._set = await load_set_limits(self._reader)
+        try:
+            self._set = await load_set_limits(self._reader)
+        except Exception:  # the previous ones stay in force; the next call tries again
+            log.exception("reading the budgets set through the API failed")
+            return
         self._read_at = time.monotonic()
         self._book = None
 
-    def changed(self) -> None:
-        """This daemon changed them: the next call reads them again."""
-        self._read_at = -1e9
-
     async def check_in(self) -> int:
-        """Say this process is alive; release the reservations of processes that are not."""
+        """Say this process is alive; delete the leases of processes that are not."""
         job = check_in_job(self.owner, os.getpid(), socket.gethostname(), time.time(), STALE_SECONDS, _alive)
         released = int(await self._writer.run(job))
         if released:
-            log.warning("released %d budget reservations of a daemon that is gone", released)
+            log.warning("released %d budget leases of a daemon that is gone", released)
         return released
+
+    async def give_back(self) -> None:
+        """Hand the leases' spare room back, for other daemons on the database to use."""
+        claimed = self.leases.room_to_give_back(time.time())
+        if not claimed:
+            return
+        returned = [(lease.key, room[0] + synced[0], room[1] + synced[1]) for lease, room, synced in claimed]
+        write = asyncio.ensure_future(self._writer.run(give_back_job(self.owner, returned)))
+
+        def given(done: asyncio.Future[Any]) -> None:  # even if we are cancelled meanwhile
+            back = not done.cancelled() and done.exception() is None
+            for lease, room, synced in claimed:
+                lease.hold(-room[0], -room[1])
+                if back:
+                    lease.granted_nanos -= room[0]
+                    lease.granted_tokens -= room[1]
+                else:
+                    lease.untake(synced)
+
+        write.add_done_callback(given)
+        await asyncio.shield(write)
 
     async def keep_checking_in(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -77,6 +116,7 @@ class BudgetLimits:
                 return
             try:
                 await self.check_in()
+                await self.give_back()
             except Exception:
                 log.exception("checking in as a budget owner failed; trying again soon")
 

@@ -8,7 +8,7 @@ floats would drift from its traces' sum, and a budget meant to fit exactly N cal
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from typing import Literal
@@ -40,14 +40,14 @@ class Limit:
     warn_at: float = 0.8
     source: str = "profile"  # profile | profile default | api
     label: str = ""  # how people name the subject (a key's name); default: the subject
+    usd_nanos: int | None = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "usd_nanos", None if self.usd is None else nanos(self.usd))
 
     @property
     def name(self) -> str:
         return f"{self.label or self.subject}/{self.period}"
-
-    @property
-    def usd_nanos(self) -> int | None:
-        return None if self.usd is None else nanos(self.usd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +101,26 @@ class Need:
     output_nanos_per_token: float  # at the dearest candidate's price: what a smaller cap saves
 
 
-def worst_case(prompt_tokens: int, max_tokens: int, prices: list[tuple[float, float]], margin: float) -> Need:
-    """`prices`: (input, output) USD per 1M tokens of each candidate (a local model: 0, 0). The
-    prompt estimate is raised by `margin`, since the provider's tokenizer may count more."""
-    prompt = math.ceil(prompt_tokens * (1 + margin))
+def worst_case(prompt: int, max_tokens: int, prices: list[tuple[float, float]]) -> Need:
+    """`prompt`: its tokens at most; `prices`: (input, output) USD per 1M tokens of each candidate
+    (a local model: 0, 0)."""
     cost = max((prompt * i + max_tokens * o for i, o in prices), default=0.0)  # USD per 1M tokens
     output = max((o for _, o in prices), default=0.0)
     return Need(math.ceil(cost * 1000), prompt + max_tokens, prompt, max_tokens, output * 1000)
+
+
+# A daemon keeps spare room in its lease (to reserve the next calls in memory) only while the
+# budget is far from spent: at least SPARE_FAR calls like this one would still fit. It keeps a
+# sixteenth of what is free, at most SPARE_CALLS calls' worth; near the end every call is granted
+# by the database alone, so several daemons share the last of a budget exactly.
+SPARE_FAR, SPARE_SHARE, SPARE_CALLS = 32, 16, 256
+
+
+def spare(free: int, need: int) -> int:
+    """Room to keep beyond a call's need, out of `free` (what no one holds) after it."""
+    if need <= 0 or free < SPARE_FAR * need:
+        return 0
+    return min(free // SPARE_SHARE, SPARE_CALLS * need)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,19 +162,41 @@ class Standing:
         return max(shares)
 
 
-def binding(standings: list[Standing], need: Need) -> Standing | None:
-    """The budget that allows the fewest more calls like this one: the first to refuse."""
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What a call's answer says of its budgets."""
 
-    def calls_left(s: Standing) -> float:
-        money, tokens = s.remaining_nanos(), s.remaining_tokens()
-        left = [FOREVER]
-        if money is not None:
-            left.append(money / need.usd_nanos if need.usd_nanos else FOREVER)
-        if tokens is not None:
-            left.append(tokens / need.tokens if need.tokens else FOREVER)
-        return min(left)
+    remaining_nanos: int | None  # the least left of any dollar budget
+    remaining_tokens: int | None
+    binding: Standing  # the one with the fewest calls like this one left
+    warning: str | None  # the first past its warning share
 
-    return min(standings, key=calls_left, default=None)
+
+def summary(standings: list[Standing], need: Need) -> Summary:
+    """One pass over a call's budgets (it runs for every budgeted call)."""
+    money = tokens = None
+    bound, fewest = standings[0], FOREVER
+    warned = None
+    for s in standings:
+        limit, left, share = s.limit, FOREVER, 0.0
+        if limit.usd_nanos is not None:
+            used = s.spent_nanos + s.reserved_nanos
+            rest = limit.usd_nanos - used
+            money = rest if money is None or rest < money else money
+            left = rest / need.usd_nanos if need.usd_nanos else FOREVER
+            share = used / limit.usd_nanos
+        if limit.tokens is not None:
+            used = s.spent_tokens + s.reserved_tokens
+            rest = limit.tokens - used
+            tokens = rest if tokens is None or rest < tokens else tokens
+            if need.tokens and rest / need.tokens < left:
+                left = rest / need.tokens
+            share = max(share, used / limit.tokens)
+        if left < fewest:
+            bound, fewest = s, left
+        if warned is None and share >= limit.warn_at:
+            warned = warning(s)
+    return Summary(money, tokens, bound, warned)
 
 
 def affordable_max_tokens(standings: list[Standing], need: Need) -> int:

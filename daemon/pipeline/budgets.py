@@ -3,36 +3,43 @@ all or nothing; settle with its real cost when its trace is written.
 
 Before: the worst case is the prompt's token estimate (raised by a margin) plus the answer's cap
 (`max_tokens`, else the models' default cap, else `unbounded_max_tokens`, which the call then
-gets: its worst case must be real), at the dearest candidate's price. It is reserved in one write
-transaction (storage/budgets.py), so no two calls, nor two daemons on one database, can both take
-the last of a budget. A call that does not fit gets a 429 `budget_exceeded` naming the budget.
-After: the reservation is released and the real cost charged in the trace's own transaction,
-however the call ended (answered, failed, its client gone); a cache hit never reserves. A crashed
-process's reservations are released by the next daemon to start (budgets/limits.py).
+gets: its worst case must be real), at the dearest candidate's price. It is reserved from this
+process's lease on each budget, in memory, when every lease has room; otherwise the leases grow in
+one write transaction (storage/budgets.py `lease_job`), which the database grants only within
+the limit less what is spent and what every daemon holds: no two calls, nor two daemons on one
+database, can both take the last of a budget. A call that does not fit gets a 429
+`budget_exceeded` naming the budget.
+After: the reservation is released, and the real cost charged to the ledger and taken off the
+lease in the trace's own transaction, however the call ended (answered, failed, its client gone);
+a cache hit never reserves. A crashed process's leases are deleted by the next daemon to check in
+(budgets/limits.py).
 Headers: `x-llmops-budget-remaining-usd`, `-tokens`, `x-llmops-budget` (the binding budget) and
 `x-llmops-budget-warning` once a budget's warning share is reached.
 """
 
 from __future__ import annotations
 
-import secrets
+import asyncio
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from daemon import tokens
 from daemon.budgets.book import BudgetBook, Subjects
+from daemon.budgets.leases import Lease
 from daemon.budgets.limits import BudgetLimits
 from daemon.config.limits import BudgetsConfig
 from daemon.config.schema import AnthropicModel, Profile
 from daemon.core import budget
-from daemon.core.budget import Need, Standing
+from daemon.core.budget import Limit, Need, Standing, Window
 from daemon.core.caps import asked_max_tokens
 from daemon.errors import BudgetExceeded
 from daemon.pipeline.context import Context, Outcome
 from daemon.pipeline.stage import Answer, Stage
 from daemon.runtime import ModelEntry
-from daemon.storage.budgets import Reserved, reserve_job, settle_job
+from daemon.storage.budgets import Ask, Grant, lease_job, settle_job
 from daemon.storage.writer import Writer
 
 if TYPE_CHECKING:
@@ -44,9 +51,8 @@ BINDING, WARNING = "x-llmops-budget", "x-llmops-budget-warning"
 
 @dataclass(slots=True)
 class _Held:
-    hold: str
     need: Need
-    standings: list[Standing]  # as reserved, with this call's hold
+    leases: list[Lease]  # the call holds `need` in each
 
 
 class BudgetStage(Stage):
@@ -60,86 +66,140 @@ class BudgetStage(Stage):
     async def before(self, ctx: Context) -> Answer | None:
         if not ctx.candidates:
             return None  # an unknown model: refused next, at no cost
-        book = await self.limits.book(self.config)
+        book = self.limits.current(self.config) or await self.limits.book(self.config)
         trace = ctx.trace
         applying = book.for_call(Subjects(trace.key_id, ctx.principal.key_name, trace.user, trace.team))
         if not applying:
             return None
-        need = self._worst_case(ctx)
+        need = self._worst_case(ctx, counted=False)
         now = trace.ts  # the call is charged to the windows it started in
-        budgets = [
-            (limit, budget.window(limit.period, now, book.tz, book.reset_at(limit))) for limit in applying
-        ]
-        hold = secrets.token_hex(12)
-        ctx.state[self.name] = hold  # released in `after` even if this call is cancelled while reserving
-        job = reserve_job(hold, self.limits.owner, need, budgets, now)
-        reserved: Reserved = await self.writer.run(job, alone=ctx.runtime.in_flight <= 1)
-        if not reserved.granted:
-            raise self._refusal(ctx, book, reserved.standings, need, now)
-        ctx.state[self.name] = _Held(hold, need, reserved.standings)
-        self._tell(ctx, reserved.standings, need, budget.usd(need.usd_nanos), need.tokens)
-        ctx.decide(self.name, "reserved", _reserved_reason(reserved.standings, need))
+        budgets = [(limit, book.window(limit, now)) for limit in applying]
+        leases = [self.limits.leases.of(limit, window) for limit, window in budgets]
+        nanos, count = need.usd_nanos, need.tokens
+        if all(lease.covers(limit, nanos, count) for lease, (limit, _) in zip(leases, budgets, strict=True)):
+            for lease in leases:  # in memory: the leases have room (the common case)
+                lease.hold(nanos, count)
+            ctx.state[self.name] = _Held(need, leases)
+            how = "this daemon's lease"
+        else:
+            need = self._worst_case(ctx, counted=True)
+            await self._grow(ctx, budgets, leases, need, book, now)
+            how = "the database"
+        if ctx.stream:  # its headers go out before it ends; a JSON answer's say what it cost instead
+            self._tell(ctx, leases, need)
+        ctx.decide(self.name, "reserved", f"{_amount(need)} against {book.names(applying)}, from {how}")
         return None
 
-    def after(self, ctx: Context, outcome: Outcome) -> None:
-        held = ctx.state.get(self.name)
-        trace = ctx.trace
-        hold = held.hold if isinstance(held, _Held) else held
-        spent_tokens = trace.prompt_tokens + trace.completion_tokens
-        subjects = Subjects(trace.key_id, None, trace.user, trace.team).names()
-        if hold is not None or trace.cost_usd or spent_tokens:
-            ctx.jobs.append(settle_job(hold, subjects, trace.ts, budget.nanos(trace.cost_usd), spent_tokens))
-        if isinstance(held, _Held):
-            trace.metadata["budget"] = {
-                "reserved_usd": budget.usd(held.need.usd_nanos), "reserved_tokens": held.need.tokens,
-                "spent_usd": trace.cost_usd, "spent_tokens": spent_tokens,
-            }  # fmt: skip
-            # The answer is in: remaining amounts count what it cost, not its worst case.
-            self._tell(ctx, held.standings, held.need, trace.cost_usd, spent_tokens)
-
-    def _worst_case(self, ctx: Context) -> Need:
-        body = ctx.body
-        if ctx.endpoint == "embeddings":
-            return budget.worst_case(
-                tokens.count_input(body.get("input")), 0, _prices(ctx.candidates), self.config.prompt_margin
+    async def _grow(
+        self, ctx: Context, budgets: list[tuple[Limit, Window]], leases: list[Lease], need: Need,
+        book: BudgetBook, now: float,
+    ) -> None:  # fmt: skip
+        """Claim the leases' spare room and ask the database for the rest, in one transaction over
+        every budget; raise the 429 if one has no room."""
+        asks = []
+        for (limit, window), lease in zip(budgets, leases, strict=True):
+            n, t = lease.claim_room(limit)
+            synced = lease.take_unsynced()
+            asks.append(
+                Ask(limit, window, max(0, need.usd_nanos - n), max(0, need.tokens - t), n, t, *synced)
             )
+        write = asyncio.ensure_future(
+            self.writer.run(lease_job(self.limits.owner, asks, need), alone=ctx.runtime.in_flight <= 1)
+        )
+        write.add_done_callback(partial(self._granted, ctx, leases, asks, need))
+        grants: list[Grant] = await asyncio.shield(write)
+        refused = next((lease for lease, g in zip(leases, grants, strict=True) if not g.fits), None)
+        if refused is not None:
+            standings = [lease.standing() for lease in leases]
+            raise self._refusal(ctx, book, standings, refused.standing(), need, now)
+
+    def _granted(
+        self, ctx: Context, leases: list[Lease], asks: list[Ask], need: Need, done: asyncio.Future[Any]
+    ) -> None:
+        """The database answered (even if the call was cancelled meanwhile): bring the leases up to
+        date, and hold the call's need in each, or release what it claimed."""
+        grants: list[Grant] | None = None if done.cancelled() or done.exception() else done.result()
+        fits = grants is not None and all(g.fits for g in grants)
+        for index, (lease, ask) in enumerate(zip(leases, asks, strict=True)):
+            if grants is None:
+                lease.untake((ask.synced_nanos, ask.synced_tokens))
+            else:
+                g = grants[index]
+                lease.granted(ask.limit, (g.delta_nanos, g.delta_tokens), (g.spent_nanos, g.spent_tokens),
+                              (g.others_nanos, g.others_tokens))  # fmt: skip
+            if fits:  # it holds its need: what it claimed and what the lease grew by, less any extra claim
+                lease.hold(need.usd_nanos - ask.claimed_nanos, need.tokens - ask.claimed_tokens)
+            else:
+                lease.hold(-ask.claimed_nanos, -ask.claimed_tokens)
+        if fits:
+            held = _Held(need, leases)
+            if ctx.ended:  # the call ended (its client left) before its grant arrived
+                for lease in leases:
+                    lease.settle((need.usd_nanos, need.tokens), 0, 0)
+            else:
+                ctx.state[self.name] = held
+
+    def after(self, ctx: Context, outcome: Outcome) -> None:
+        held: _Held | None = ctx.state.get(self.name)
+        trace = ctx.trace
+        cost, used = budget.nanos(trace.cost_usd), trace.prompt_tokens + trace.completion_tokens
+        if cost or used:
+            subjects = Subjects(trace.key_id, None, trace.user, trace.team).names()
+            ctx.jobs.append(settle_job(subjects, trace.ts, cost, used))
+        if held is None:
+            return
+        for lease in held.leases:
+            lease.settle((held.need.usd_nanos, held.need.tokens), cost, used)
+        trace.metadata["budget"] = {
+            "reserved_usd": budget.usd(held.need.usd_nanos), "reserved_tokens": held.need.tokens,
+            "spent_usd": trace.cost_usd, "spent_tokens": used,
+        }  # fmt: skip
+        if not ctx.stream:
+            self._tell(ctx, held.leases, held.need)
+
+    def _worst_case(self, ctx: Context, counted: bool) -> Need:
+        """Its prompt's bound in bytes (far from a budget's end, where a generous worst case costs
+        nothing), or `counted` with tiktoken and the margin (near it, where a call should not be
+        refused for an overestimate), plus the answer's cap, at the dearest candidate's price."""
+        body = ctx.body
+        prices, margin = _prices(ctx.candidates), self.config.prompt_margin if counted else 0.0
+        if ctx.endpoint == "embeddings":
+            bound = tokens.bound_input(body.get("input"))
+            prompt = (
+                min(bound, math.ceil(tokens.count_input(body.get("input")) * (1 + margin)))
+                if counted
+                else bound
+            )
+            return budget.worst_case(prompt, 0, prices)
         field, asked = asked_max_tokens(body)
         if asked is None:
             asked = _default_cap(ctx.candidates)
             if asked is None:  # nothing bounds the answer: bound it, so that the worst case is real
                 asked = self.config.unbounded_max_tokens
                 ctx.body = {**body, field: asked}
-        choices = body.get("n") or 1
-        prompt = tokens.count_messages(body["messages"])
-        return budget.worst_case(prompt, asked * choices, _prices(ctx.candidates), self.config.prompt_margin)
+        messages = body["messages"]
+        prompt = tokens.bound_messages(messages)
+        if counted:
+            prompt = min(prompt, math.ceil(tokens.count_messages(messages) * (1 + margin)))
+        return budget.worst_case(prompt, asked * (body.get("n") or 1), prices)
 
-    def _tell(
-        self, ctx: Context, standings: list[Standing], need: Need, cost_usd: float, used_tokens: int
-    ) -> None:
-        """The remaining amounts (with this call's cost, or while it runs, its worst case) and the
-        first budget to warn, as response headers and on the trace."""
+    def _tell(self, ctx: Context, leases: list[Lease], need: Need) -> None:
+        """The remaining amounts (with this call's cost once settled, else its worst case held), the
+        budget that binds and the first to warn, as response headers and on the trace."""
+        said = budget.summary([lease.standing() for lease in leases], need)
         headers = ctx.reply_headers
-        refund_nanos = need.usd_nanos - budget.nanos(cost_usd)
-        refund_tokens = need.tokens - used_tokens
-        money = [r + refund_nanos for s in standings if (r := s.remaining_nanos()) is not None]
-        count = [r + refund_tokens for s in standings if (r := s.remaining_tokens()) is not None]
-        if money:
-            headers[REMAINING_USD] = f"{budget.usd(max(0, min(money))):.6f}"
-        if count:
-            headers[REMAINING_TOKENS] = str(max(0, min(count)))
-        bound = budget.binding(standings, need)
-        if bound is not None:
-            headers[BINDING] = bound.limit.name
-        warned = next((w for s in standings if (w := budget.warning(s)) is not None), None)
-        if warned is not None:
-            headers[WARNING] = warned
-            ctx.trace.metadata["budget_warning"] = warned
+        if said.remaining_nanos is not None:
+            headers[REMAINING_USD] = f"{max(0, said.remaining_nanos) / budget.NANO:.6f}"
+        if said.remaining_tokens is not None:
+            headers[REMAINING_TOKENS] = str(max(0, said.remaining_tokens))
+        headers[BINDING] = said.binding.limit.name
+        if said.warning is not None:
+            headers[WARNING] = ctx.trace.metadata["budget_warning"] = said.warning
 
     def _refusal(
-        self, ctx: Context, book: BudgetBook, standings: list[Standing], need: Need, now: float
-    ) -> BudgetExceeded:
-        ctx.state.pop(self.name, None)  # nothing was reserved
-        refusing = next(s for s in standings if not s.fits(need))
+        self, ctx: Context, book: BudgetBook, standings: list[Standing], refusing: Standing, need: Need,
+        now: float,
+    ) -> BudgetExceeded:  # fmt: skip
         smaller = budget.affordable_max_tokens(standings, need) if ctx.endpoint == "chat" else 0
         error = BudgetExceeded(budget.refusal(refusing, need, book.tz, now, smaller), code="budget_exceeded")
         wait = budget.retry_after(refusing, need, now)
@@ -152,9 +212,8 @@ class BudgetStage(Stage):
         return error
 
 
-def _reserved_reason(standings: list[Standing], need: Need) -> str:
-    names = ", ".join(s.limit.name for s in standings)
-    return f"{budget.money(budget.usd(need.usd_nanos))} and {need.tokens:,} tokens against {names}"
+def _amount(need: Need) -> str:
+    return f"${need.usd_nanos / budget.NANO:.6f} and {need.tokens} tokens"
 
 
 def _prices(candidates: list[ModelEntry]) -> list[tuple[float, float]]:

@@ -1,5 +1,5 @@
-"""Budgets in SQLite: the limits set through the API, the ledger, the reservations of calls in
-flight, and the daemon processes that hold them. Every function here is a writer job or a query
+"""Budgets in SQLite: the limits set through the API, the ledger, each daemon process's lease on a
+budget's window, and the processes that hold them. Every function here is a writer job or a query
 on a blocking connection; the rules are in daemon/core/budget.py."""
 
 from __future__ import annotations
@@ -8,62 +8,125 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from daemon.core.budget import Limit, Need, Standing, Window
+from daemon.core.budget import Limit, Need, Standing, Window, spare
 
+LEDGER_KEPT_SECONDS = 86_400  # a window's ledger row is kept this long after it ends
 # The traces column that names each kind of subject.
 SUBJECT_COLUMNS = {"user": "user", "key": "key_id", "team": "team"}
 
 
 @dataclass(frozen=True, slots=True)
-class Reserved:
-    granted: bool
-    standings: list[Standing]  # with this call's reservation when granted
+class Ask:
+    """One budget of a call asking its process's lease to grow: by `grow` (what the call needs
+    beyond the spare room it claimed), or, refused, to give back the `claimed` room."""
+
+    limit: Limit
+    window: Window
+    grow_nanos: int
+    grow_tokens: int
+    claimed_nanos: int
+    claimed_tokens: int
+    synced_nanos: int = 0  # costs settled since the lease was last written, to take off first
+    synced_tokens: int = 0
 
 
-def reserve_job(
-    hold: str, owner: str, need: Need, budgets: Sequence[tuple[Limit, Window]], now: float
-) -> Callable[[Any], Reserved]:
-    """Reserve `need` against every budget, all or nothing: each budget's spent and reserved amounts
-    are read and the reservation written in one transaction, under SQLite's write lock."""
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A budget after the ask: how this process's lease changed, and the window as it stands."""
 
-    def job(conn: Any) -> Reserved:
-        standings = [standing(conn, limit, window) for limit, window in budgets]
-        if not all(s.fits(need) for s in standings):
-            return Reserved(False, standings)
-        conn.executemany(
-            "INSERT INTO budget_holds (hold, subject, period, window_start, usd_nanos, tokens, owner,"
-            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(hold, s.limit.subject, s.limit.period, s.window.start, need.usd_nanos, need.tokens, owner, now)
-             for s in standings],
-        )  # fmt: skip
-        return Reserved(True, [s.with_hold(need) for s in standings])
+    delta_nanos: int
+    delta_tokens: int
+    spent_nanos: int
+    spent_tokens: int
+    others_nanos: int  # what the other processes hold
+    others_tokens: int
+    fits: bool
+
+
+def lease_job(owner: str, asks: Sequence[Ask], need: Need) -> Callable[[Any], list[Grant]]:
+    """Grow this process's lease on every budget, all or nothing: each grows by its ask if the
+    window's spent amount and every lease leave room for it, with spare room while the budget is far
+    from spent. Refused, each lease gives back what the call had claimed."""
+
+    def job(conn: Any) -> list[Grant]:
+        states = [_lease_state(conn, owner, ask) for ask in asks]
+        fits = all(free_nanos >= 0 and free_tokens >= 0 for *_, free_nanos, free_tokens in states)
+        grants = []
+        for ask, (spent, others, own, free_nanos, free_tokens) in zip(asks, states, strict=True):
+            if fits:
+                # A lease holds only what its budget limits (a token budget has no dollars to lease).
+                nanos = ask.grow_nanos + spare(free_nanos, need.usd_nanos) if ask.limit.usd else 0
+                tokens = ask.grow_tokens + spare(free_tokens, need.tokens) if ask.limit.tokens else 0
+                lease = (own[0] + nanos, own[1] + tokens)
+            else:
+                lease = (max(0, own[0] - ask.claimed_nanos), max(0, own[1] - ask.claimed_tokens))
+            conn.execute(
+                "INSERT INTO budget_leases (subject, period, window_start, window_end, owner, usd_nanos,"
+                " tokens) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (subject, period, window_start, owner)"
+                " DO UPDATE SET usd_nanos = excluded.usd_nanos, tokens = excluded.tokens",
+                (ask.limit.subject, ask.limit.period, ask.window.start, ask.window.end, owner, *lease),
+            )
+            delta = (lease[0] - own[0], lease[1] - own[1])
+            grants.append(Grant(*delta, *spent, *others, free_nanos >= 0 and free_tokens >= 0))
+        return grants
 
     return job
 
 
-def standing(conn: Any, limit: Limit, window: Window) -> Standing:
-    """A budget's spent and reserved amounts in `window` (its ledger row is made if it is new)."""
+def _lease_state(
+    conn: Any, owner: str, ask: Ask
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], int, int]:
+    """(spent, the others' leases, ours, and what stays free after the ask: per dimension)."""
+    spent = _spent(conn, ask.limit, ask.window)
+    rows = conn.execute(
+        "SELECT owner = ?, usd_nanos, tokens FROM budget_leases WHERE subject = ? AND period = ?"
+        " AND window_start = ?",
+        (owner, ask.limit.subject, ask.limit.period, ask.window.start),
+    ).fetchall()
+    own = next(((n, t) for mine, n, t in rows if mine), (0, 0))
+    own = (max(0, own[0] - ask.synced_nanos), max(0, own[1] - ask.synced_tokens))
+    others = (sum(n for mine, n, _ in rows if not mine), sum(t for mine, _, t in rows if not mine))
+    taken_nanos, taken_tokens = spent[0] + others[0] + own[0], spent[1] + others[1] + own[1]
+    limit_nanos, limit_tokens = ask.limit.usd_nanos, ask.limit.tokens
+    free_nanos = 0 if limit_nanos is None else limit_nanos - taken_nanos - ask.grow_nanos
+    free_tokens = 0 if limit_tokens is None else limit_tokens - taken_tokens - ask.grow_tokens
+    return spent, others, own, free_nanos, free_tokens
+
+
+def standing(
+    conn: Any, limit: Limit, window: Window, owner: str = "", held: tuple[int, int] = (0, 0)
+) -> Standing:
+    """A budget in `window`: spent, and reserved (`owner`'s calls in flight, `held`, and what every
+    other process holds). Its ledger row is made if it is new."""
+    spent = _spent(conn, limit, window)
+    others = conn.execute(
+        "SELECT coalesce(sum(usd_nanos), 0), coalesce(sum(tokens), 0) FROM budget_leases"
+        " WHERE subject = ? AND period = ? AND window_start = ? AND owner != ?",
+        (limit.subject, limit.period, window.start, owner),
+    ).fetchone()
+    return Standing(limit, window, spent[0], spent[1], others[0] + held[0], others[1] + held[1])
+
+
+def _spent(conn: Any, limit: Limit, window: Window) -> tuple[int, int]:
+    """The window's ledger row (made from the traces if it is new)."""
     key = (limit.subject, limit.period, window.start)
     row = conn.execute(
-        "SELECT spent_nanos, spent_tokens,"
-        " (SELECT coalesce(sum(usd_nanos), 0) FROM budget_holds h"
-        "  WHERE h.subject = l.subject AND h.period = l.period AND h.window_start = l.window_start),"
-        " (SELECT coalesce(sum(tokens), 0) FROM budget_holds h"
-        "  WHERE h.subject = l.subject AND h.period = l.period AND h.window_start = l.window_start)"
-        " FROM budget_ledger l WHERE subject = ? AND period = ? AND window_start = ?",
+        "SELECT spent_nanos, spent_tokens FROM budget_ledger"
+        " WHERE subject = ? AND period = ? AND window_start = ?",
         key,
     ).fetchone()
-    if row is None:
-        spent_nanos, spent_tokens = _traced(conn, limit.subject, window)
-        conn.execute(
-            "INSERT INTO budget_ledger (subject, period, window_start, window_end, spent_nanos, spent_tokens)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (*key, window.end, spent_nanos, spent_tokens),
-        )
-        row = (spent_nanos, spent_tokens, 0, 0)
-    return Standing(limit, window, row[0], row[1], row[2], row[3])
+    if row is not None:
+        return int(row[0]), int(row[1])
+    spent = _traced(conn, limit.subject, window)
+    conn.execute(
+        "INSERT INTO budget_ledger (subject, period, window_start, window_end, spent_nanos, spent_tokens)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (*key, window.end, *spent),
+    )
+    return spent
 
 
 def _traced(conn: Any, subject: str, window: Window) -> tuple[int, int]:
@@ -79,22 +142,39 @@ def _traced(conn: Any, subject: str, window: Window) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def settle_job(
-    hold: str | None, subjects: Sequence[str], ts: float, cost_nanos: int, tokens: int
-) -> Callable[[Any], None]:
-    """In the transaction that writes a call's trace: release its reservation and add what it
-    really cost to every window of its subjects holding its start (`ts`)."""
+LeaseKey = tuple[str, str, float]  # (subject, period, window_start)
+
+
+def settle_job(subjects: Sequence[str], ts: float, cost_nanos: int, tokens: int) -> Callable[[Any], None]:
+    """In the transaction that writes a call's trace: add what it cost to every window of its
+    subjects holding its start (`ts`). (Its process's lease is brought down later: see
+    budgets/leases.py.)"""
+    sql = _settle_sql(len(subjects))
 
     def job(conn: Any) -> None:
-        if hold is not None:
-            conn.execute("DELETE FROM budget_holds WHERE hold = ?", (hold,))
-        if (cost_nanos or tokens) and subjects:
-            marks = ", ".join("?" * len(subjects))
-            conn.execute(
-                "UPDATE budget_ledger SET spent_nanos = spent_nanos + ?, spent_tokens = spent_tokens + ?"
-                f" WHERE subject IN ({marks}) AND window_start <= ? AND window_end > ?",
-                (cost_nanos, tokens, *subjects, ts, ts),
-            )
+        conn.execute(sql, (cost_nanos, tokens, *subjects, ts, ts))
+
+    return job
+
+
+@lru_cache(maxsize=8)
+def _settle_sql(subjects: int) -> str:
+    return (
+        "UPDATE budget_ledger SET spent_nanos = spent_nanos + ?, spent_tokens = spent_tokens + ?"
+        f" WHERE subject IN ({', '.join('?' * subjects)}) AND window_start <= ? AND window_end > ?"
+    )
+
+
+def give_back_job(owner: str, returned: Sequence[tuple[LeaseKey, int, int]]) -> Callable[[Any], None]:
+    """Take room this process does not need (and costs already settled) off its leases, for other
+    processes to use."""
+
+    def job(conn: Any) -> None:
+        conn.executemany(
+            "UPDATE budget_leases SET usd_nanos = max(0, usd_nanos - ?), tokens = max(0, tokens - ?)"
+            " WHERE subject = ? AND period = ? AND window_start = ? AND owner = ?",
+            [(nanos, tokens, *key, owner) for key, nanos, tokens in returned],
+        )
 
     return job
 
@@ -105,9 +185,9 @@ def settle_job(
 def check_in_job(
     owner: str, pid: int, host: str, now: float, stale_after: float, alive: Callable[[int], bool]
 ) -> Callable[[Any], int]:
-    """Say this process is alive, and release the reservations of every process that is not: one
-    whose pid has ended on this host, or that has not checked in for `stale_after` seconds. Returns
-    how many reservations were released."""
+    """Say this process is alive, and delete the leases of every process that is not: one whose pid
+    has ended on this host, or that has not checked in for `stale_after` seconds. Returns how many
+    leases were deleted."""
 
     def job(conn: Any) -> int:
         conn.execute(
@@ -124,11 +204,15 @@ def check_in_job(
         ]
         released = 0
         for other in gone:
-            released += conn.execute("DELETE FROM budget_holds WHERE owner = ?", (other,)).rowcount
+            released += conn.execute("DELETE FROM budget_leases WHERE owner = ?", (other,)).rowcount
             conn.execute("DELETE FROM budget_owners WHERE id = ?", (other,))
         orphans = conn.execute(  # a process that crashed before it first checked in
-            "DELETE FROM budget_holds WHERE owner NOT IN (SELECT id FROM budget_owners)"
+            "DELETE FROM budget_leases WHERE owner NOT IN (SELECT id FROM budget_owners)"
         ).rowcount
+        conn.execute("DELETE FROM budget_leases WHERE window_end <= ?", (now,))  # no call reserves there
+        # A past window's ledger row is only its traces' sum, and settling a call scans its subject's
+        # rows: keep them few (a row is made again from the traces if ever needed).
+        conn.execute("DELETE FROM budget_ledger WHERE window_end < ?", (now - LEDGER_KEPT_SECONDS,))
         return int(released + orphans)
 
     return job
@@ -138,7 +222,7 @@ def check_out_job(owner: str) -> Callable[[Any], None]:
     """At a clean shutdown: every call has ended, so nothing of ours is still reserved."""
 
     def job(conn: Any) -> None:
-        conn.execute("DELETE FROM budget_holds WHERE owner = ?", (owner,))
+        conn.execute("DELETE FROM budget_leases WHERE owner = ?", (owner,))
         conn.execute("DELETE FROM budget_owners WHERE id = ?", (owner,))
 
     return job
@@ -202,11 +286,14 @@ async def load_set_limits(conn: Any) -> SetLimits:
     return SetLimits(limits, resets, key_names)
 
 
-def standings_job(budgets: Sequence[tuple[Limit, Window]]) -> Callable[[Any], list[Standing]]:
-    """Every budget's standing now (for `budget show`): a writer job, as a new window gets its row."""
+def standings_job(
+    owner: str, budgets: Sequence[tuple[Limit, Window, tuple[int, int]]]
+) -> Callable[[Any], list[Standing]]:
+    """Every budget's standing now (for `budget show`), with what `owner`'s calls hold of each: a
+    writer job, as a new window gets its row."""
 
     def job(conn: Any) -> list[Standing]:
-        return [standing(conn, limit, window) for limit, window in budgets]
+        return [standing(conn, limit, window, owner, held) for limit, window, held in budgets]
 
     return job
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 import pytest
 from textual.pilot import Pilot
 
 from llmops_tui.app import LlmopsApp
 from llmops_tui.client import DaemonClient
+from llmops_tui.screens.budgets import BudgetsScreen
 from llmops_tui.screens.cache import CacheScreen
 from llmops_tui.screens.spend import SpendScreen
 from llmops_tui.screens.trace_detail import TraceDetailScreen
@@ -22,14 +24,25 @@ from llmops_tui.widgets.rating import RatingDialog
 from tests.daemon_process import DaemonProcess
 from tests.fixtures.fake_openai import free_port
 from tests.tui.conftest import FROZEN_NOW, SNAPSHOT_LABEL, wait_for
+from tests.tui.recorded_budgets import BUDGETS_ANSWER
 
 pytestmark = pytest.mark.usefixtures("utc")
 Compare = Callable[..., bool]
 
 
-def snapshot_app(url: str) -> LlmopsApp:
-    client = DaemonClient(url, label=SNAPSHOT_LABEL, backoff=(600.0,))
+def snapshot_app(url: str, transport: httpx.AsyncBaseTransport | None = None) -> LlmopsApp:
+    client = DaemonClient(url, label=SNAPSHOT_LABEL, backoff=(600.0,), transport=transport)
     return LlmopsApp(client, now=FROZEN_NOW, utc_offset=0)
+
+
+class RecordedBudgets(httpx.AsyncHTTPTransport):
+    """The seeded daemon answers everything but GET /admin/budgets, which the recorded answer does (a
+    real daemon's budget windows follow the real clock)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/admin/budgets":
+            return httpx.Response(200, json=BUDGETS_ANSWER)
+        return await super().handle_async_request(request)
 
 
 async def traces_loaded(pilot: Pilot[Any]) -> None:
@@ -134,3 +147,19 @@ def test_cache_today(snap_compare: Compare, seeded_daemon: DaemonProcess) -> Non
         until(lambda app: isinstance(app.screen, CacheScreen) and app.screen.data is not None, "the cache"),
     )
     assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(110, 32), run_before=steps)
+
+
+budgets_loaded = until(lambda app: isinstance(app.screen, BudgetsScreen) and app.screen.data, "the budgets")
+
+
+@pytest.mark.parametrize("size", [(100, 30), (160, 45)], ids=["100x30", "160x45"])
+def test_budgets_today(snap_compare: Compare, seeded_daemon: DaemonProcess, size: tuple[int, int]) -> None:
+    steps = then(traces_loaded, press("l"), budgets_loaded)
+    app = snapshot_app(seeded_daemon.url, RecordedBudgets())
+    assert snap_compare(app, terminal_size=size, run_before=steps)
+
+
+def test_budgets_off(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
+    """The seeded daemon's profile has no `budgets:`: the view says how to turn them on."""
+    steps = then(traces_loaded, press("l"), budgets_loaded)
+    assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(100, 30), run_before=steps)

@@ -229,3 +229,66 @@ def test_the_status_line_shows_a_model_converting_then_forgets_it() -> None:
     assert "loading minilm" in status_text(loading, 0.0) and "converting" not in status_text(loading, 0.0)
     done = loading.model({"name": "minilm", "activity": None, "loaded": True})
     assert "minilm" not in status_text(done, 0.0) and "2 models" in status_text(done, 0.0)
+
+
+# -- budgets --------------------------------------------------------------------------------------------
+
+
+def test_a_usage_bar_shows_spent_then_reserved_then_what_is_left() -> None:
+    from llmops_tui.widgets.usage_bar import BarColours, usage_bar
+
+    colours = BarColours("green", "green", "dim")
+    assert usage_bar(4.1, 0.06, 5.0, 10, colours).plain == "████████▎▓"
+    assert usage_bar(0.0001, 0, 5.0, 10, colours).plain == "▏░░░░░░░░░"  # a sliver is not nothing
+    assert usage_bar(0, 2.5, 5.0, 10, colours).plain == "▓▓▓▓▓░░░░░"
+    assert usage_bar(7.0, 1.0, 5.0, 10, colours).plain == "██████████"  # past the limit: full
+    assert usage_bar(0, 0, 5.0, 10, colours).plain == "░" * 10
+
+
+def test_a_budgets_window_and_reset_read_as_people_say_them() -> None:
+    from llmops_tui.budget_cells import limits_text, resets_text, window_text, zone
+    from tests.tui.recorded_budgets import BUDGETS
+
+    paris = zone("Europe/Paris")
+    by_name = {(b["name"], b["period"]): b for b in BUDGETS}
+    assert window_text(by_name["user:alice", "day"], paris) == "Thu 15 Jan"
+    assert window_text(by_name["team:research", "week"], paris) == "week of Mon 12 Jan"
+    assert window_text(by_name["user:bob", "month"], paris) == "January 2026"
+    assert window_text(by_name["key:ci-bot", "total"], paris) == "all time"
+    assert window_text(by_name["team:support", "day"], paris) == "since Thu 15:30"  # reset by hand
+    assert resets_text(by_name["user:alice", "day"]) == "in 8 h 0 min"
+    assert resets_text(by_name["key:ci-bot", "total"]) == "never"
+    assert [fmt.duration(s) for s in (42, 600, 11_520, 1_411_200)] == [
+        "42 s",
+        "10 min",
+        "3 h 12 min",
+        "16 d 8 h",
+    ]
+    assert zone("Mars/Olympus") is None  # an unknown zone: this machine's
+    rates = {"default": None, "users": {"carol": {"requests_per_minute": 3, "tokens_per_minute": None}},
+             "keys": {"ci": {"requests_per_minute": None, "tokens_per_minute": 50_000}}, "teams": {}}  # fmt: skip
+    assert limits_text(rates, None) == "rate limits: user carol 3 req/min · key ci 50.0k tok/min"
+    assert limits_text(None, {"default_max_tokens": 1024, "models": {"big": 4096}}) == (
+        "rate limits: none   max_tokens caps: default 1024 tok · model big 4096 tok"
+    )
+
+
+def test_the_budget_table_adds_window_and_source_only_where_they_fit() -> None:
+    from llmops_tui.budget_cells import Palette, table_layout, zone
+    from tests.tui.recorded_budgets import BUDGETS
+
+    palette = Palette("green", "yellow", "red", "dim")
+
+    def layout(room: int) -> tuple[list[str], list[int] | None]:
+        headers, _, widths = table_layout(BUDGETS, zone("Europe/Paris"), palette, room)
+        return [h.plain for h in headers], widths
+
+    wide, widths = layout(158)
+    assert (
+        wide[-3:] == ["window", "resets", "source"]
+        and widths
+        and widths[-1] == len("api (over the profile's $1.00)")
+    )
+    medium, widths = layout(118)
+    assert medium[-2:] == ["resets", "source"] and widths and 12 <= widths[-1] < 30  # the source cut to fit
+    assert layout(98) == (["budget", "per", "used", "spent", "limit", "left", "resets"], None)

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from daemon import tokens
 from daemon.budgets.book import BudgetBook, Subjects
 from daemon.config.limits import BudgetsConfig
 from daemon.core import budget
@@ -60,11 +61,22 @@ def test_a_reset_restarts_the_current_window_only() -> None:
     assert (total.start, total.end) == (at("2026-11-30 14:00"), math.inf)
 
 
-def test_the_worst_case_takes_the_dearest_candidate_and_the_margin() -> None:
-    need = budget.worst_case(100, 50, [(1.0, 2.0), (3.0, 1.0)], margin=0.25)
+def test_the_worst_case_takes_the_dearest_candidate() -> None:
+    need = budget.worst_case(125, 50, [(1.0, 2.0), (3.0, 1.0)])
     assert need.prompt_tokens == 125 and need.tokens == 175
     assert need.usd_nanos == max(125 * 1.0 + 50 * 2.0, 125 * 3.0 + 50 * 1.0) * 1000  # $/1M -> nanos
-    assert budget.worst_case(10, 10, [(0.0, 0.0)], 0).usd_nanos == 0  # local models cost nothing
+    assert budget.worst_case(10, 10, [(0.0, 0.0)]).usd_nanos == 0  # local models cost nothing
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["hello there", "Ünïcödé façade naïve", "日本語のテキストです", "emoji 🎉🎉🎉 party", "x" * 5000,
+     "def f(x):\n    return x ** 2  # code\n", " ".join(str(n) for n in range(500))],
+)  # fmt: skip
+def test_the_byte_bound_is_never_below_a_tokenizers_count(text: str) -> None:
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]
+    assert tokens.bound_messages(messages) >= tokens.count_messages(messages)
+    assert tokens.bound_input([text, text]) >= tokens.count_input([text, text])
 
 
 def standing(usd: float | None = None, tokens: int | None = None, spent: int = 0, reserved: int = 0,
@@ -74,14 +86,14 @@ def standing(usd: float | None = None, tokens: int | None = None, spent: int = 0
 
 
 def test_a_budget_fits_exactly_to_the_nano_dollar() -> None:
-    need = budget.worst_case(8, 92, [(1.0, 2.0)], 0)  # (8 + 184) / 1e6 USD = 192,000 nanos
+    need = budget.worst_case(8, 92, [(1.0, 2.0)])  # (8 + 184) / 1e6 USD = 192,000 nanos
     assert standing(usd=0.000192 * 3, spent=192_000 * 2).fits(need)
     assert not standing(usd=0.000192 * 3, spent=192_000 * 2 + 1).fits(need)
     assert not standing(usd=0.000192 * 3, spent=192_000, reserved=192_001).fits(need)
 
 
 def test_the_refusal_names_the_budget_and_what_would_fit() -> None:
-    need = budget.worst_case(100, 1000, [(1.0, 2.0)], 0)
+    need = budget.worst_case(100, 1000, [(1.0, 2.0)])
     full = standing(usd=0.001, spent=600_000, reserved=100_000)
     smaller = budget.affordable_max_tokens([full], need)
     assert smaller == (300_000 - 100 * 1000) // 2000  # what is left, less the prompt, at $2/1M out
@@ -91,17 +103,20 @@ def test_the_refusal_names_the_budget_and_what_would_fit() -> None:
     assert "resets at 1970-01-02 01:00 CET (in 23 h 0 min)" in message  # the window ends at 00:00 UTC
     assert f"A max_tokens of {smaller} or less would fit now." in message
     assert budget.retry_after(full, need, now=3600) == 86_400 - 3600  # too big until the reset
-    small = budget.worst_case(100, 100, [(1.0, 2.0)], 0)  # 300,000 nanos
+    small = budget.worst_case(100, 100, [(1.0, 2.0)])  # 300,000 nanos
     busy = standing(usd=0.001, spent=600_000, reserved=200_000)
     assert not busy.fits(small)
     assert budget.retry_after(busy, small, now=3600) == 1  # fits once the calls in flight settle
 
 
 def test_the_binding_budget_is_the_one_with_fewest_calls_left() -> None:
-    need = budget.worst_case(10, 90, [(1.0, 1.0)], 0)  # 100 tokens, 100,000 nanos
+    need = budget.worst_case(10, 90, [(1.0, 1.0)])  # 100 tokens, 100,000 nanos
     roomy = standing(usd=1.0)  # 10,000 calls left
     tight = standing(tokens=1000, spent_tokens=500)  # 5 calls left
-    assert budget.binding([roomy, tight], need) is tight
+    said = budget.summary([roomy, tight], need)
+    assert said.binding is tight
+    assert (said.remaining_nanos, said.remaining_tokens) == (1_000_000_000, 500)
+    assert said.warning is None
 
 
 def test_warnings_start_at_the_warning_share() -> None:

@@ -1,6 +1,7 @@
 -- Budgets (daemon/pipeline/budgets.py). A call reserves its worst case against every budget that
--- applies before it runs, all or nothing, in one write transaction: SQLite's write lock makes the
--- check and the reservation atomic, across threads and across daemon processes on one database.
+-- applies before it runs, all or nothing: from its process's lease in memory, or by growing the
+-- lease in one write transaction, where SQLite's write lock makes the check and the grant atomic
+-- across daemon processes on one database.
 
 -- Budgets set through the API or the CLI: a row here wins over the profile's budget of the same
 -- subject and period.
@@ -37,24 +38,24 @@ CREATE TABLE budget_ledger (
     PRIMARY KEY (subject, period, window_start)
 ) WITHOUT ROWID;
 
--- The reservations of calls in flight, one row per call and budget. Deleted when the call's trace
--- is written; a crashed process's are deleted by the next daemon to start (budget_owners).
-CREATE TABLE budget_holds (
-    hold          TEXT NOT NULL,
+-- What each daemon process holds of a budget's window: its calls in flight and some room to reserve
+-- the next ones in memory (daemon/budgets/leases.py). A window's spent amount and every process's
+-- lease never exceed its limit together. A crashed process's leases are deleted by the next
+-- daemon to check in (budget_owners); a call's cost is taken off its process's lease when settled.
+CREATE TABLE budget_leases (
     subject       TEXT NOT NULL,
     period        TEXT NOT NULL,
     window_start  REAL NOT NULL,
-    usd_nanos     INTEGER NOT NULL,
-    tokens        INTEGER NOT NULL,
+    window_end    REAL NOT NULL,
     owner         TEXT NOT NULL,
-    created_at    REAL NOT NULL,
-    PRIMARY KEY (hold, subject, period)
+    usd_nanos     INTEGER NOT NULL DEFAULT 0,
+    tokens        INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (subject, period, window_start, owner)
 ) WITHOUT ROWID;
-CREATE INDEX budget_holds_window ON budget_holds (subject, period, window_start);
-CREATE INDEX budget_holds_owner ON budget_holds (owner);
+CREATE INDEX budget_leases_owner ON budget_leases (owner);
 
--- The daemon processes that may hold reservations: one that is gone (its pid has ended, or it has
--- not been seen for a while) has its reservations released.
+-- The daemon processes that may hold leases: one that is gone (its pid has ended, or it has not
+-- been seen for a while) has its leases deleted.
 CREATE TABLE budget_owners (
     id          TEXT PRIMARY KEY,
     pid         INTEGER NOT NULL,
