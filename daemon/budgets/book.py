@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from daemon.budgets.leases import Lease, Leases
 from daemon.config.limits import BudgetLimit, BudgetsConfig
 from daemon.core.budget import Limit, Period, Window, describe_limit, window
 
@@ -37,6 +38,18 @@ class Subjects:
         return found
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A subject's budgets now: each with its window and this process's lease on it."""
+
+    limits: list[Limit]
+    windows: list[Window]
+    leases: list[Lease]
+    names: str  # `user:alice/day, team:ml/week`, for the trace
+    since: float  # the last of its windows to start
+    until: float  # the first of its windows to end
+
+
 class BudgetBook:
     def __init__(
         self, config: BudgetsConfig, set_limits: dict[str, list[dict[str, Any]]] | None = None,
@@ -48,7 +61,7 @@ class BudgetBook:
         self.key_names = key_names or {}
         self._set = {subject: _from_rows(rows) for subject, rows in (set_limits or {}).items()}
         self._memo: dict[Subjects, list[Limit]] = {}
-        self._names: dict[int, str] = {}  # id of a memoized list -> its budgets' names
+        self._plans: dict[Subjects, Plan] = {}
         self._windows: dict[tuple[str, float | None], Window] = {}
 
     @property
@@ -61,15 +74,24 @@ class BudgetBook:
         if found is None:
             if len(self._memo) > 10_000:
                 self._memo.clear()
-                self._names.clear()
             found = self._memo[who] = self._for(who)
         return found
 
-    def names(self, limits: list[Limit]) -> str:
-        """`user:alice/day, team:ml/week` for a list `for_call` gave (kept with it)."""
-        found = self._names.get(id(limits))
-        if found is None:
-            found = self._names[id(limits)] = ", ".join(limit.name for limit in limits)
+    def plan(self, who: Subjects, now: float, leases: Leases) -> Plan | None:
+        """The budgets of a call by `who` at `now` (kept until a window ends); None: no budget."""
+        found = self._plans.get(who)
+        if found is None or not found.since <= now < found.until:
+            limits = self.for_call(who)
+            if not limits:
+                return None
+            windows = [self.window(limit, now) for limit in limits]
+            if len(self._plans) > 10_000:
+                self._plans.clear()
+            found = self._plans[who] = Plan(
+                limits, windows, [leases.of(x, w) for x, w in zip(limits, windows, strict=True)],
+                ", ".join(limit.name for limit in limits), max(w.start for w in windows),
+                min(w.end for w in windows),
+            )  # fmt: skip
         return found
 
     def _for(self, who: Subjects) -> list[Limit]:

@@ -104,8 +104,10 @@ class Need:
 def worst_case(prompt: int, max_tokens: int, prices: list[tuple[float, float]]) -> Need:
     """`prompt`: its tokens at most; `prices`: (input, output) USD per 1M tokens of each candidate
     (a local model: 0, 0)."""
-    cost = max((prompt * i + max_tokens * o for i, o in prices), default=0.0)  # USD per 1M tokens
-    output = max((o for _, o in prices), default=0.0)
+    cost = output = 0.0  # USD per 1M tokens; a plain loop: this runs for every budgeted call
+    for price_in, price_out in prices:
+        cost = max(cost, prompt * price_in + max_tokens * price_out)
+        output = max(output, price_out)
     return Need(math.ceil(cost * 1000), prompt + max_tokens, prompt, max_tokens, output * 1000)
 
 

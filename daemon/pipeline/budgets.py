@@ -68,26 +68,28 @@ class BudgetStage(Stage):
             return None  # an unknown model: refused next, at no cost
         book = self.limits.current(self.config) or await self.limits.book(self.config)
         trace = ctx.trace
-        applying = book.for_call(Subjects(trace.key_id, ctx.principal.key_name, trace.user, trace.team))
-        if not applying:
+        # The call is charged to the windows it started in.
+        plan = book.plan(Subjects(trace.key_id, ctx.principal.key_name, trace.user, trace.team), trace.ts,
+                         self.limits.leases)  # fmt: skip
+        if plan is None:
             return None
+        leases = plan.leases
         need = self._worst_case(ctx, counted=False)
-        now = trace.ts  # the call is charged to the windows it started in
-        budgets = [(limit, book.window(limit, now)) for limit in applying]
-        leases = [self.limits.leases.of(limit, window) for limit, window in budgets]
         nanos, count = need.usd_nanos, need.tokens
-        if all(lease.covers(limit, nanos, count) for lease, (limit, _) in zip(leases, budgets, strict=True)):
+        if all(lease.covers(limit, nanos, count) for lease, limit in zip(leases, plan.limits, strict=True)):
             for lease in leases:  # in memory: the leases have room (the common case)
                 lease.hold(nanos, count)
             ctx.state[self.name] = _Held(need, leases)
             how = "this daemon's lease"
         else:
             need = self._worst_case(ctx, counted=True)
-            await self._grow(ctx, budgets, leases, need, book, now)
+            await self._grow(
+                ctx, list(zip(plan.limits, plan.windows, strict=True)), leases, need, book, trace.ts
+            )
             how = "the database"
         if ctx.stream:  # its headers go out before it ends; a JSON answer's say what it cost instead
             self._tell(ctx, leases, need)
-        ctx.decide(self.name, "reserved", f"{_amount(need)} against {book.names(applying)}, from {how}")
+        ctx.decide(self.name, "reserved", f"{_amount(need)} against {plan.names}, from {how}")
         return None
 
     async def _grow(
