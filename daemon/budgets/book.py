@@ -38,7 +38,7 @@ class Subjects:
         return found
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Plan:
     """A subject's budgets now: each with its window and this process's lease on it."""
 
@@ -46,6 +46,7 @@ class Plan:
     windows: list[Window]
     leases: list[Lease]
     names: str  # `user:alice/day, team:ml/week`, for the trace
+    subjects: list[str]  # whom its calls are charged to
     since: float  # the last of its windows to start
     until: float  # the first of its windows to end
 
@@ -61,7 +62,7 @@ class BudgetBook:
         self.key_names = key_names or {}
         self._set = {subject: _from_rows(rows) for subject, rows in (set_limits or {}).items()}
         self._memo: dict[Subjects, list[Limit]] = {}
-        self._plans: dict[Subjects, Plan] = {}
+        self._plans: dict[tuple[str | None, str | None, str | None], Plan] = {}
         self._windows: dict[tuple[str, float | None], Window] = {}
 
     @property
@@ -77,21 +78,26 @@ class BudgetBook:
             found = self._memo[who] = self._for(who)
         return found
 
-    def plan(self, who: Subjects, now: float, leases: Leases) -> Plan | None:
-        """The budgets of a call by `who` at `now` (kept until a window ends); None: no budget."""
-        found = self._plans.get(who)
-        if found is None or not found.since <= now < found.until:
-            limits = self.for_call(who)
-            if not limits:
-                return None
-            windows = [self.window(limit, now) for limit in limits]
-            if len(self._plans) > 10_000:
-                self._plans.clear()
-            found = self._plans[who] = Plan(
-                limits, windows, [leases.of(x, w) for x, w in zip(limits, windows, strict=True)],
-                ", ".join(limit.name for limit in limits), max(w.start for w in windows),
-                min(w.end for w in windows),
-            )  # fmt: skip
+    def plan(
+        self, key_id: str | None, key_name: str | None, user: str | None, team: str | None, now: float,
+        leases: Leases,
+    ) -> Plan | None:  # fmt: skip
+        """The budgets of a call at `now` (kept until one of their windows ends); None: no budget."""
+        found = self._plans.get((key_id, user, team))
+        if found is not None and found.since <= now < found.until:
+            return found
+        who = Subjects(key_id, key_name, user, team)
+        limits = self.for_call(who)
+        if not limits:
+            return None
+        windows = [self.window(limit, now) for limit in limits]
+        if len(self._plans) > 10_000:
+            self._plans.clear()
+        found = self._plans[(key_id, user, team)] = Plan(
+            limits, windows, [leases.of(x, w) for x, w in zip(limits, windows, strict=True)],
+            ", ".join(limit.name for limit in limits), who.names(), max(w.start for w in windows),
+            min(w.end for w in windows),
+        )  # fmt: skip
         return found
 
     def _for(self, who: Subjects) -> list[Limit]:

@@ -53,6 +53,7 @@ BINDING, WARNING = "x-llmops-budget", "x-llmops-budget-warning"
 class _Held:
     need: Need
     leases: list[Lease]  # the call holds `need` in each
+    subjects: list[str]  # whom it is charged to
 
 
 class BudgetStage(Stage):
@@ -69,8 +70,9 @@ class BudgetStage(Stage):
         book = self.limits.current(self.config) or await self.limits.book(self.config)
         trace = ctx.trace
         # The call is charged to the windows it started in.
-        plan = book.plan(Subjects(trace.key_id, ctx.principal.key_name, trace.user, trace.team), trace.ts,
-                         self.limits.leases)  # fmt: skip
+        plan = book.plan(
+            trace.key_id, ctx.principal.key_name, trace.user, trace.team, trace.ts, self.limits.leases
+        )
         if plan is None:
             return None
         leases = plan.leases
@@ -79,13 +81,12 @@ class BudgetStage(Stage):
         if all(lease.covers(limit, nanos, count) for lease, limit in zip(leases, plan.limits, strict=True)):
             for lease in leases:  # in memory: the leases have room (the common case)
                 lease.hold(nanos, count)
-            ctx.state[self.name] = _Held(need, leases)
+            ctx.state[self.name] = _Held(need, leases, plan.subjects)
             how = "this daemon's lease"
         else:
             need = self._worst_case(ctx, counted=True)
-            await self._grow(
-                ctx, list(zip(plan.limits, plan.windows, strict=True)), leases, need, book, trace.ts
-            )
+            budgets = list(zip(plan.limits, plan.windows, strict=True))
+            await self._grow(ctx, budgets, leases, need, book, trace.ts, plan.subjects)
             how = "the database"
         if ctx.stream:  # its headers go out before it ends; a JSON answer's say what it cost instead
             self._tell(ctx, leases, need)
@@ -94,7 +95,7 @@ class BudgetStage(Stage):
 
     async def _grow(
         self, ctx: Context, budgets: list[tuple[Limit, Window]], leases: list[Lease], need: Need,
-        book: BudgetBook, now: float,
+        book: BudgetBook, now: float, subjects: list[str],
     ) -> None:  # fmt: skip
         """Claim the leases' spare room and ask the database for the rest, in one transaction over
         every budget; raise the 429 if one has no room."""
@@ -108,21 +109,20 @@ class BudgetStage(Stage):
         write = asyncio.ensure_future(
             self.writer.run(lease_job(self.limits.owner, asks, need), alone=ctx.runtime.in_flight <= 1)
         )
-        write.add_done_callback(partial(self._granted, ctx, leases, asks, need))
+        write.add_done_callback(partial(self._granted, ctx, _Held(need, leases, subjects), asks))
         grants: list[Grant] = await asyncio.shield(write)
         refused = next((lease for lease, g in zip(leases, grants, strict=True) if not g.fits), None)
         if refused is not None:
             standings = [lease.standing() for lease in leases]
             raise self._refusal(ctx, book, standings, refused.standing(), need, now)
 
-    def _granted(
-        self, ctx: Context, leases: list[Lease], asks: list[Ask], need: Need, done: asyncio.Future[Any]
-    ) -> None:
+    def _granted(self, ctx: Context, held: _Held, asks: list[Ask], done: asyncio.Future[Any]) -> None:
         """The database answered (even if the call was cancelled meanwhile): bring the leases up to
         date, and hold the call's need in each, or release what it claimed."""
         grants: list[Grant] | None = None if done.cancelled() or done.exception() else done.result()
         fits = grants is not None and all(g.fits for g in grants)
-        for index, (lease, ask) in enumerate(zip(leases, asks, strict=True)):
+        need = held.need
+        for index, (lease, ask) in enumerate(zip(held.leases, asks, strict=True)):
             if grants is None:
                 lease.untake((ask.synced_nanos, ask.synced_tokens))
             else:
@@ -134,9 +134,8 @@ class BudgetStage(Stage):
             else:
                 lease.hold(-ask.claimed_nanos, -ask.claimed_tokens)
         if fits:
-            held = _Held(need, leases)
             if ctx.ended:  # the call ended (its client left) before its grant arrived
-                for lease in leases:
+                for lease in held.leases:
                     lease.settle((need.usd_nanos, need.tokens), 0, 0)
             else:
                 ctx.state[self.name] = held
@@ -146,16 +145,16 @@ class BudgetStage(Stage):
         trace = ctx.trace
         cost, used = budget.nanos(trace.cost_usd), trace.prompt_tokens + trace.completion_tokens
         if cost or used:
-            subjects = Subjects(trace.key_id, None, trace.user, trace.team).names()
+            subjects = (
+                held.subjects
+                if held is not None
+                else Subjects(trace.key_id, None, trace.user, trace.team).names()
+            )
             ctx.jobs.append(settle_job(subjects, trace.ts, cost, used))
         if held is None:
             return
         for lease in held.leases:
             lease.settle((held.need.usd_nanos, held.need.tokens), cost, used)
-        trace.metadata["budget"] = {
-            "reserved_usd": budget.usd(held.need.usd_nanos), "reserved_tokens": held.need.tokens,
-            "spent_usd": trace.cost_usd, "spent_tokens": used,
-        }  # fmt: skip
         if not ctx.stream:
             self._tell(ctx, held.leases, held.need)
 

@@ -78,7 +78,8 @@ def reservation(url: str) -> float:
     set_budget(url, "user:probe", per="day", usd=100)
     response = ask(url, "probe")
     assert response.status_code == 200, response.text
-    return float(trace(url, response)["metadata"]["budget"]["reserved_usd"])
+    (reserved,) = [d["reason"] for d in trace(url, response)["decisions"] if d["stage"] == "budgets"]
+    return float(reserved.split()[0].lstrip("$"))  # "$0.000290 and 52 tokens against ..."
 
 
 def reserved(url: str, subject: str) -> float:
