@@ -38,6 +38,15 @@ class Lease:
     seen: bool = False  # the database has answered for it at least once
 
     @property
+    def reserved_nanos(self) -> int:
+        """As this process knows it: its calls in flight and the other processes' leases."""
+        return self.others_nanos + self.held_nanos
+
+    @property
+    def reserved_tokens(self) -> int:
+        return self.others_tokens + self.held_tokens
+
+    @property
     def key(self) -> Key:
         return (self.limit.subject, self.limit.period, self.window.start)
 
@@ -98,9 +107,13 @@ class Lease:
     def standing(self) -> Standing:
         """As this process knows it: reserved is its calls in flight and the other processes' leases."""
         return Standing(
-            self.limit, self.window, self.spent_nanos, self.spent_tokens,
-            self.others_nanos + self.held_nanos, self.others_tokens + self.held_tokens,
-        )  # fmt: skip
+            self.limit,
+            self.window,
+            self.spent_nanos,
+            self.spent_tokens,
+            self.reserved_nanos,
+            self.reserved_tokens,
+        )
 
 
 class Leases:

@@ -8,10 +8,11 @@ floats would drift from its traces' sum, and a budget meant to fit exactly N cal
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as clock_time
-from typing import Literal
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 Period = Literal["day", "week", "month", "total"]
@@ -164,40 +165,54 @@ class Standing:
         return max(shares)
 
 
+class Held(Protocol):
+    """A budget with its spent and reserved amounts: a Standing, or a daemon's lease on it."""
+
+    limit: Limit
+    spent_nanos: int
+    spent_tokens: int
+
+    @property
+    def reserved_nanos(self) -> int: ...
+
+    @property
+    def reserved_tokens(self) -> int: ...
+
+
 @dataclass(slots=True)
 class Summary:
     """What a call's answer says of its budgets."""
 
     remaining_nanos: int | None  # the least left of any dollar budget
     remaining_tokens: int | None
-    binding: Standing  # the one with the fewest calls like this one left
+    binding: Limit  # the budget with the fewest calls like this one left
     warning: str | None  # the first past its warning share
 
 
-def summary(standings: list[Standing], need: Need) -> Summary:
+def summary(budgets: Sequence[Held], need: Need) -> Summary:
     """One pass over a call's budgets (it runs for every budgeted call)."""
     money = tokens = None
-    bound, fewest = standings[0], FOREVER
+    bound, fewest = budgets[0].limit, FOREVER
     warned = None
-    for s in standings:
-        limit, left, share = s.limit, FOREVER, 0.0
+    for b in budgets:
+        limit, left, share = b.limit, FOREVER, 0.0
         if limit.usd_nanos is not None:
-            used = s.spent_nanos + s.reserved_nanos
+            used = b.spent_nanos + b.reserved_nanos
             rest = limit.usd_nanos - used
             money = rest if money is None or rest < money else money
             left = rest / need.usd_nanos if need.usd_nanos else FOREVER
             share = used / limit.usd_nanos
         if limit.tokens is not None:
-            used = s.spent_tokens + s.reserved_tokens
+            used = b.spent_tokens + b.reserved_tokens
             rest = limit.tokens - used
             tokens = rest if tokens is None or rest < tokens else tokens
             if need.tokens and rest / need.tokens < left:
                 left = rest / need.tokens
             share = max(share, used / limit.tokens)
         if left < fewest:
-            bound, fewest = s, left
+            bound, fewest = limit, left
         if warned is None and share >= limit.warn_at:
-            warned = warning(s)
+            warned = _warning(limit, share)
     return Summary(money, tokens, bound, warned)
 
 
@@ -219,9 +234,11 @@ def affordable_max_tokens(standings: list[Standing], need: Need) -> int:
 def warning(standing: Standing) -> str | None:
     """`user:alice/day at 83% of $5.00`, once a budget's use reaches its warning share."""
     share = standing.used_share()
-    if share < standing.limit.warn_at:
-        return None
-    return f"{standing.limit.name} at {share:.0%} of {describe_limit(standing.limit)}"
+    return _warning(standing.limit, share) if share >= standing.limit.warn_at else None
+
+
+def _warning(limit: Limit, share: float) -> str:
+    return f"{limit.name} at {share:.0%} of {describe_limit(limit)}"
 
 
 def describe_limit(limit: Limit) -> str:

@@ -63,6 +63,11 @@ class BudgetStage(Stage):
         self.config = config
         self.limits = limits
         self.writer = writer
+        # The candidates' prices and default cap, by the candidates' ids (the value holds the
+        # entries, so an id is not reused while it is here): they are the same call after call.
+        self._terms: dict[
+            tuple[int, ...], tuple[list[ModelEntry], list[tuple[float, float]], int | None]
+        ] = {}
 
     async def before(self, ctx: Context) -> Answer | None:
         if not ctx.candidates:
@@ -163,7 +168,8 @@ class BudgetStage(Stage):
         nothing), or `counted` with tiktoken and the margin (near it, where a call should not be
         refused for an overestimate), plus the answer's cap, at the dearest candidate's price."""
         body = ctx.body
-        prices, margin = _prices(ctx.candidates), self.config.prompt_margin if counted else 0.0
+        prices, default_cap = self._model_terms(ctx.candidates)
+        margin = self.config.prompt_margin if counted else 0.0
         if ctx.endpoint == "embeddings":
             bound = tokens.bound_input(body.get("input"))
             prompt = (
@@ -174,7 +180,7 @@ class BudgetStage(Stage):
             return budget.worst_case(prompt, 0, prices)
         field, asked = asked_max_tokens(body)
         if asked is None:
-            asked = _default_cap(ctx.candidates)
+            asked = default_cap
             if asked is None:  # nothing bounds the answer: bound it, so that the worst case is real
                 asked = self.config.unbounded_max_tokens
                 ctx.body = {**body, field: asked}
@@ -184,16 +190,25 @@ class BudgetStage(Stage):
             prompt = min(prompt, math.ceil(tokens.count_messages(messages) * (1 + margin)))
         return budget.worst_case(prompt, asked * (body.get("n") or 1), prices)
 
+    def _model_terms(self, candidates: list[ModelEntry]) -> tuple[list[tuple[float, float]], int | None]:
+        key = tuple(map(id, candidates))
+        found = self._terms.get(key)
+        if found is None:
+            if len(self._terms) > 1000:
+                self._terms.clear()
+            found = self._terms[key] = (list(candidates), _prices(candidates), _default_cap(candidates))
+        return found[1], found[2]
+
     def _tell(self, ctx: Context, leases: list[Lease], need: Need) -> None:
         """The remaining amounts (with this call's cost once settled, else its worst case held), the
         budget that binds and the first to warn, as response headers and on the trace."""
-        said = budget.summary([lease.standing() for lease in leases], need)
+        said = budget.summary(leases, need)
         headers = ctx.reply_headers
         if said.remaining_nanos is not None:
             headers[REMAINING_USD] = f"{max(0, said.remaining_nanos) / budget.NANO:.6f}"
         if said.remaining_tokens is not None:
             headers[REMAINING_TOKENS] = str(max(0, said.remaining_tokens))
-        headers[BINDING] = said.binding.limit.name
+        headers[BINDING] = said.binding.name
         if said.warning is not None:
             headers[WARNING] = ctx.trace.metadata["budget_warning"] = said.warning
 

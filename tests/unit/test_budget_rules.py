@@ -114,7 +114,7 @@ def test_the_binding_budget_is_the_one_with_fewest_calls_left() -> None:
     roomy = standing(usd=1.0)  # 10,000 calls left
     tight = standing(tokens=1000, spent_tokens=500)  # 5 calls left
     said = budget.summary([roomy, tight], need)
-    assert said.binding is tight
+    assert said.binding is tight.limit
     assert (said.remaining_nanos, said.remaining_tokens) == (1_000_000_000, 500)
     assert said.warning is None
 
