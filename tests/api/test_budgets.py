@@ -273,3 +273,24 @@ def test_a_crashed_daemons_reservations_are_released_when_one_starts(
     finally:
         fake_upstream.release()
         daemon.stop()
+
+
+def test_a_cache_hit_reserves_nothing_and_costs_nothing(fake_upstream: FakeOpenAI, tmp_path: Path) -> None:
+    profile = budget_profile(fake_upstream.base_url).replace(
+        "budgets:\n", "cache:\n  scope: user\nbudgets:\n"
+    )
+    (tmp_path / "profile.yaml").write_text(profile)
+    daemon = DaemonProcess(profile=tmp_path / "profile.yaml", db=tmp_path / "llmops.db").start()
+    try:
+        set_budget(daemon.url, "user:erin", per="day", usd=1.0)
+        first = ask(daemon.url, "erin")
+        assert first.headers["x-llmops-cache"] == "miss"
+        spent = budgets(daemon.url, "user:erin")[0]["spent_usd"]
+        assert spent > 0
+        hit = ask(daemon.url, "erin")
+        assert hit.headers["x-llmops-cache"] == "hit-exact"
+        assert not any(d["stage"] == "budgets" for d in trace(daemon.url, hit)["decisions"])
+        (day,) = budgets(daemon.url, "user:erin")
+        assert (day["spent_usd"], day["reserved_usd"]) == (spent, 0)
+    finally:
+        daemon.stop()
