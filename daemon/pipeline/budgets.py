@@ -1,17 +1,18 @@
 """The budget stage: reserve a call's worst case against every budget that applies before it runs,
 all or nothing; settle with its real cost when its trace is written.
 
-Before: the worst case is the prompt's token estimate (raised by a margin) plus the answer's cap
-(`max_tokens`, else the models' default cap, else `unbounded_max_tokens`, which the call then
-gets: its worst case must be real), at the dearest candidate's price. It is reserved from this
+Before: the worst case is the prompt's tokens at most (its bytes far from a budget's end; near it,
+tiktoken's count raised by `prompt_margin`) plus the answer's cap (`max_tokens`, else the models'
+default cap, else `unbounded_max_tokens`, which the call then gets: its worst case must be real),
+at the dearest candidate's price. It is reserved from this
 process's lease on each budget, in memory, when every lease has room; otherwise the leases grow in
 one write transaction (storage/budgets.py `lease_job`), which the database grants only within
 the limit less what is spent and what every daemon holds: no two calls, nor two daemons on one
 database, can both take the last of a budget. A call that does not fit gets a 429
 `budget_exceeded` naming the budget.
-After: the reservation is released, and the real cost charged to the ledger and taken off the
-lease in the trace's own transaction, however the call ended (answered, failed, its client gone);
-a cache hit never reserves. A crashed process's leases are deleted by the next daemon to check in
+After: the reservation is released, and the real cost charged to the ledger in the trace's own
+transaction, however the call ended (answered, failed, its client gone); a cache hit never
+reserves. A crashed process's leases are deleted by the next daemon to check in
 (budgets/limits.py).
 Headers: `x-llmops-budget-remaining-usd`, `-tokens`, `x-llmops-budget` (the binding budget) and
 `x-llmops-budget-warning` once a budget's warning share is reached.
