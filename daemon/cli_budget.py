@@ -54,7 +54,8 @@ def run_budget(args: argparse.Namespace) -> int:
         body = {"per": args.per, "usd": args.usd, "tokens": args.tokens, "warn_at": args.warn_at}
         done = call_daemon(args, "PUT", f"/admin/budgets/{args.subject}", json=body)
         if done is not None:
-            print(f"Set the {args.per} budget of {args.subject}: {_limit(done)}. It wins over the profile's.")
+            print(f"Set the {args.per} budget of {args.subject}: {_limit(done)} (set here, it wins over the "
+                  "profile's, if the profile has one).")  # fmt: skip
     elif command == "unset":
         done = call_daemon(args, "DELETE", f"/admin/budgets/{args.subject}", params=_per(args))
         if done is not None:
