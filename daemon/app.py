@@ -88,8 +88,12 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
         services = Services(settings, profile, writer, reader, auth_reader, stages, cache_reader, saved)
         await services.forget_old_embedders()
         await services.budget_limits.check_in()  # and release what a crashed daemon had reserved
-        if profile.budgets or profile.rate_limits:  # they count tokens: load tiktoken's table now (~0.3 s)
-            await asyncio.to_thread(tokens.count_text, "warm")
+        # Budgets and rate limits count tokens: load tiktoken's table (~0.3 s) while serving starts.
+        warm = (
+            asyncio.create_task(asyncio.to_thread(tokens.count_text, "warm"))
+            if profile.budgets or profile.rate_limits
+            else None
+        )
         app.state.services = services
         await services.authenticator.keys_exist()
         eager = asyncio.create_task(start_eager(services.runtimes.current))
@@ -113,6 +117,8 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
         finally:
             stop.set()
             eager.cancel()
+            if warm is not None:
+                await warm
             if watcher is not None:
                 await watcher
             await cache_saver

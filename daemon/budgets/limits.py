@@ -93,9 +93,8 @@ class BudgetLimits:
         if not claimed:
             return
         returned = [(lease.key, room[0] + synced[0], room[1] + synced[1]) for lease, room, synced in claimed]
-        write = asyncio.ensure_future(self._writer.run(give_back_job(self.owner, returned)))
 
-        def given(done: asyncio.Future[Any]) -> None:  # even if we are cancelled meanwhile
+        def given(done: asyncio.Future[Any]) -> None:
             back = not done.cancelled() and done.exception() is None
             for lease, room, synced in claimed:
                 lease.hold(-room[0], -room[1])
@@ -105,8 +104,7 @@ class BudgetLimits:
                 else:
                     lease.untake(synced)
 
-        write.add_done_callback(given)
-        await asyncio.shield(write)
+        await self._writer.run_then(give_back_job(self.owner, returned), given)
 
     async def keep_checking_in(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

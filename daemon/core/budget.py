@@ -149,12 +149,6 @@ class Standing:
         money, tokens = self.remaining_nanos(), self.remaining_tokens()
         return (money is None or need.usd_nanos <= money) and (tokens is None or need.tokens <= tokens)
 
-    def with_hold(self, need: Need) -> Standing:
-        return Standing(
-            self.limit, self.window, self.spent_nanos, self.spent_tokens,
-            self.reserved_nanos + need.usd_nanos, self.reserved_tokens + need.tokens,
-        )  # fmt: skip
-
     def used_share(self) -> float:
         """The larger of the money and token shares spent or reserved."""
         shares = [0.0]

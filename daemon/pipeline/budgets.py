@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from daemon import tokens
 from daemon.budgets.book import BudgetBook, Subjects
@@ -64,11 +64,6 @@ class BudgetStage(Stage):
         self.config = config
         self.limits = limits
         self.writer = writer
-        # The candidates' prices and default cap, by the candidates' ids (the value holds the
-        # entries, so an id is not reused while it is here): they are the same call after call.
-        self._terms: dict[
-            tuple[int, ...], tuple[list[ModelEntry], list[tuple[float, float]], int | None]
-        ] = {}
 
     async def before(self, ctx: Context) -> Answer | None:
         if not ctx.candidates:
@@ -112,11 +107,9 @@ class BudgetStage(Stage):
             asks.append(
                 Ask(limit, window, max(0, need.usd_nanos - n), max(0, need.tokens - t), n, t, *synced)
             )
-        write = asyncio.ensure_future(
-            self.writer.run(lease_job(self.limits.owner, asks, need), alone=ctx.runtime.in_flight <= 1)
-        )
-        write.add_done_callback(partial(self._granted, ctx, _Held(need, leases, subjects), asks))
-        grants: list[Grant] = await asyncio.shield(write)
+        granted = partial(self._granted, ctx, _Held(need, leases, subjects), asks)
+        job = lease_job(self.limits.owner, asks, need)
+        grants: list[Grant] = await self.writer.run_then(job, granted, alone=ctx.runtime.in_flight <= 1)
         refused = next((lease for lease, g in zip(leases, grants, strict=True) if not g.fits), None)
         if refused is not None:
             standings = [lease.standing() for lease in leases]
@@ -168,37 +161,26 @@ class BudgetStage(Stage):
         """Its prompt's bound in bytes (far from a budget's end, where a generous worst case costs
         nothing), or `counted` with tiktoken and the margin (near it, where a call should not be
         refused for an overestimate), plus the answer's cap, at the dearest candidate's price."""
-        body = ctx.body
-        prices, default_cap = self._model_terms(ctx.candidates)
-        margin = self.config.prompt_margin if counted else 0.0
+        body, prices = ctx.body, _prices(ctx.candidates)
         if ctx.endpoint == "embeddings":
-            bound = tokens.bound_input(body.get("input"))
-            prompt = (
-                min(bound, math.ceil(tokens.count_input(body.get("input")) * (1 + margin)))
-                if counted
-                else bound
-            )
+            value = body.get("input")
+            prompt = self._prompt(tokens.bound_input(value), counted and (lambda: tokens.count_input(value)))
             return budget.worst_case(prompt, 0, prices)
         field, asked = asked_max_tokens(body)
         if asked is None:
-            asked = default_cap
+            asked = _default_cap(ctx.candidates)
             if asked is None:  # nothing bounds the answer: bound it, so that the worst case is real
                 asked = self.config.unbounded_max_tokens
                 ctx.body = {**body, field: asked}
         messages = body["messages"]
-        prompt = tokens.bound_messages(messages)
-        if counted:
-            prompt = min(prompt, math.ceil(tokens.count_messages(messages) * (1 + margin)))
+        prompt = self._prompt(
+            tokens.bound_messages(messages), counted and (lambda: tokens.count_messages(messages))
+        )
         return budget.worst_case(prompt, asked * (body.get("n") or 1), prices)
 
-    def _model_terms(self, candidates: list[ModelEntry]) -> tuple[list[tuple[float, float]], int | None]:
-        key = tuple(map(id, candidates))
-        found = self._terms.get(key)
-        if found is None:
-            if len(self._terms) > 1000:
-                self._terms.clear()
-            found = self._terms[key] = (list(candidates), _prices(candidates), _default_cap(candidates))
-        return found[1], found[2]
+    def _prompt(self, bound: int, count: Callable[[], int] | Literal[False]) -> int:
+        """The prompt's bound, or (with `count`) tiktoken's count with the margin if that is smaller."""
+        return min(bound, math.ceil(count() * (1 + self.config.prompt_margin))) if count else bound
 
     def _tell(self, ctx: Context, leases: list[Lease], need: Need) -> None:
         """The remaining amounts (with this call's cost once settled, else its worst case held), the

@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from daemon import tokens
 from daemon.config.limits import RateLimit, RateLimitsConfig
@@ -32,6 +32,14 @@ if TYPE_CHECKING:
     from daemon.services import Services
 
 Buckets = dict[tuple[str, str, int], Gcra]  # (subject, "requests" | "tokens", limit) -> bucket
+
+
+class _Check(NamedTuple):
+    subject: str
+    kind: str  # requests | tokens
+    bucket: Gcra
+    amount: int
+    verdict: Verdict
 
 
 @dataclass(slots=True)
@@ -56,21 +64,21 @@ class RateLimitStage(Stage):
             return None
         now = self.clock()
         wanted = _estimate(ctx) if any(limit.tokens_per_minute for _, limit in limits) else 0
-        checks: list[tuple[str, str, Gcra, int, Verdict]] = []
+        checks: list[_Check] = []
         for subject, limit in limits:
             for kind, per_minute, amount in (
                 ("requests", limit.requests_per_minute, 1), ("tokens", limit.tokens_per_minute, wanted)
             ):  # fmt: skip
                 if per_minute is not None:
                     bucket = self._bucket(subject, kind, per_minute)
-                    checks.append((subject, kind, bucket, amount, bucket.check(now, amount)))
-        refused = next((c for c in checks if not c[4].allowed), None)
+                    checks.append(_Check(subject, kind, bucket, amount, bucket.check(now, amount)))
+        refused = next((c for c in checks if not c.verdict.allowed), None)
         if refused is not None:
             raise self._refusal(ctx, refused, checks)
-        for _, _, bucket, amount, _ in checks:
-            bucket.take(now, amount)
+        for check in checks:
+            check.bucket.take(now, check.amount)
         ctx.reply_headers.update(_headers(checks))
-        ctx.state[self.name] = _Taken([c[2] for c in checks if c[1] == "tokens"], wanted)
+        ctx.state[self.name] = _Taken([c.bucket for c in checks if c.kind == "tokens"], wanted)
         return None
 
     def after(self, ctx: Context, outcome: Outcome) -> None:
@@ -106,12 +114,7 @@ class RateLimitStage(Stage):
             bucket = self.buckets[key] = Gcra(per_minute)
         return bucket
 
-    def _refusal(
-        self,
-        ctx: Context,
-        refused: tuple[str, str, Gcra, int, Verdict],
-        checks: list[tuple[str, str, Gcra, int, Verdict]],
-    ) -> RateLimited:
+    def _refusal(self, ctx: Context, refused: _Check, checks: list[_Check]) -> RateLimited:
         subject, kind, bucket, amount, verdict = refused
         if math.isinf(verdict.retry_after):
             message = (
@@ -134,11 +137,11 @@ class RateLimitStage(Stage):
         return error
 
 
-def _headers(checks: list[tuple[str, str, Gcra, int, Verdict]]) -> dict[str, str]:
+def _headers(checks: list[_Check]) -> dict[str, str]:
     """OpenAI's x-ratelimit-* headers, for the tightest limit of each kind."""
     headers = {}
     for kind in ("requests", "tokens"):
-        verdicts = [c[4] for c in checks if c[1] == kind]
+        verdicts = [c.verdict for c in checks if c.kind == kind]
         if verdicts:
             tightest = min(verdicts, key=lambda v: (v.remaining, -v.reset_after))
             headers[f"x-ratelimit-limit-{kind}"] = str(tightest.limit)

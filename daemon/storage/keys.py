@@ -68,6 +68,15 @@ async def find_principal(conn: Any, key_hash: str) -> Principal | None:
     return Principal(row[0], row[1], row[2], bool(row[3]), row[4]) if row else None
 
 
+async def find_key_id(conn: Any, name_or_id: str) -> str | None:
+    """The id of the key with this name or id (revoked or not)."""
+    async with conn.execute(
+        "SELECT id FROM api_keys WHERE name = ? OR id = ?", (name_or_id, name_or_id)
+    ) as cursor:
+        row = await cursor.fetchone()
+    return str(row[0]) if row else None
+
+
 async def active_key_count(conn: Any) -> int:
     async with conn.execute("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL") as cursor:
         row = await cursor.fetchone()

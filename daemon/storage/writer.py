@@ -106,6 +106,15 @@ class Writer:
                 self._lock.release()
         return await self.submit(job, on_commit)
 
+    async def run_then(
+        self, job: Job, then: Callable[[asyncio.Future[Any]], None], alone: bool = False
+    ) -> Any:
+        """`run`, and `then(done)` once the write has settled (committed or failed), even if the
+        caller is cancelled meanwhile: for state in memory that must follow the database either way."""
+        write = asyncio.ensure_future(self.run(job, alone=alone))
+        write.add_done_callback(then)
+        return await asyncio.shield(write)
+
     @property
     def alive(self) -> bool:
         return not self._dead
