@@ -4,7 +4,6 @@ with a key to reset the selected budget."""
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar
 
 from rich.console import Group
@@ -16,20 +15,17 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.markup import escape
-from textual.reactive import reactive
-from textual.widgets import DataTable, Footer, Static, Tab, Tabs
+from textual.widgets import DataTable, Footer, Static
 
 from llmops_tui import budget_cells as cells
 from llmops_tui import format as fmt
 from llmops_tui.client import DaemonError
-from llmops_tui.messages import DaemonReconnected, TracesReceived
-from llmops_tui.screens.live import LiveScreen
+from llmops_tui.screens.windowed import WindowedScreen
 from llmops_tui.widgets.confirm import ConfirmDialog
 from llmops_tui.widgets.spend_chart import SpendChart
 from llmops_tui.widgets.status_bar import ConnectionBanner, StatusBar
 
 METRICS = {"refused": "refusals", "over_budget": "over budget", "rate_limited": "rate limited"}
-LIVE_REFRESH_SECONDS = 2.0  # new traces refresh the numbers at most this often
 CLOCK_REFRESH_SECONDS = 30.0  # "resets in …" counts down, and reservations end, without any new trace
 BUDGETS_OFF = (
     "[b]Budgets are off.[/] To cap what users, keys and teams spend, add a [b]budgets:[/] section to the "
@@ -60,7 +56,7 @@ def spenders_table(spenders: list[dict[str, Any]]) -> Table:
     return table
 
 
-class BudgetsScreen(LiveScreen):
+class BudgetsScreen(WindowedScreen):
     AUTO_FOCUS = "#budgets-table"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("w", "next_window", "Window"),
@@ -69,20 +65,14 @@ class BudgetsScreen(LiveScreen):
         Binding("r", "reload", "Refresh"),
     ]
 
-    window: reactive[str] = reactive("today", init=False)
-
     def __init__(self) -> None:
         super().__init__()
-        self.data: dict[str, Any] | None = None
         self.budgets: list[dict[str, Any]] = []
-        self._refresh_due = False
 
     def compose(self) -> ComposeResult:
         yield ConnectionBanner(id="banner")
         with Horizontal(id="budgets-controls"):
-            yield Tabs(
-                *[Tab(label, id=f"window-{name}") for name, label in fmt.WINDOWS.items()], id="budgets-window"
-            )
+            yield self.window_tabs("budgets-window")
         yield Static(id="budgets-header")
         yield Static(id="budgets-warnings")
         yield Static(id="budgets-off")
@@ -101,11 +91,6 @@ class BudgetsScreen(LiveScreen):
         self.query_one(SpendChart).metric = "refused"
         self.set_interval(CLOCK_REFRESH_SECONDS, self._tick)
         super().on_mount()
-
-    def _bucket_label(self, start: float) -> str:
-        if self.data and self.data["bucket_seconds"] >= 86_400:
-            return time.strftime("%a %d %b", time.localtime(start))
-        return time.strftime("%H:%M" if self.window == "today" else "%a %H:%M", time.localtime(start))
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -211,39 +196,17 @@ class BudgetsScreen(LiveScreen):
 
     # -- live ----------------------------------------------------------------------------------------
 
-    def on_traces_received(self, message: TracesReceived) -> None:
-        if self.data is not None and not self._refresh_due:
-            self._refresh_due = True
-            self.set_timer(LIVE_REFRESH_SECONDS, self.reload)
-
-    def on_daemon_reconnected(self, message: DaemonReconnected) -> None:
-        self.reload()
-
     def _tick(self) -> None:
         if self.data is not None and self.is_current:
             self.reload()
 
     # -- controls ------------------------------------------------------------------------------------
 
-    @on(Tabs.TabActivated, "#budgets-window")
-    def _window_tab(self, event: Tabs.TabActivated) -> None:
-        self.window = (event.tab.id or "window-today").removeprefix("window-")
-
-    def watch_window(self) -> None:
-        self.query_one("#budgets-window", Tabs).active = f"window-{self.window}"
-        self.reload()
-
-    def action_next_window(self) -> None:
-        self.window = fmt.next_of(fmt.WINDOWS, self.window)
-
     def action_next_metric(self) -> None:
         chart = self.query_one(SpendChart)
         chart.metric = fmt.next_of(METRICS, chart.metric)
         if self.data is not None:
             self._show_refusals(self.data)
-
-    def action_reload(self) -> None:
-        self.reload()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "reset_budget" and not self.budgets:

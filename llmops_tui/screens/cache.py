@@ -3,26 +3,24 @@ question each one was first asked as, with keys to evict an entry or mark a hit 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.markup import escape
-from textual.reactive import reactive
-from textual.widgets import DataTable, Footer, Static, Tab, Tabs
+from textual.widgets import DataTable, Footer, Static
 
 from llmops_tui import format as fmt
 from llmops_tui.client import DaemonError
-from llmops_tui.messages import DaemonReconnected, TracesReceived
-from llmops_tui.screens.live import LiveScreen
+from llmops_tui.messages import TracesReceived
 from llmops_tui.screens.trace_detail import TraceDetailScreen
+from llmops_tui.screens.windowed import WindowedScreen
 from llmops_tui.widgets.spend_chart import SpendChart
 from llmops_tui.widgets.status_bar import ConnectionBanner, StatusBar
 
@@ -31,7 +29,6 @@ METRICS = {
     "cache_hits": "hits", "saved_usd": "saved", "saved_tokens": "tokens saved",
 }  # fmt: skip
 HIT_COLUMNS = ("time", "user", "model", "kind", "saved", "asked now", "first asked as")
-LIVE_REFRESH_SECONDS = 2.0
 
 
 def with_hit_rate(series: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -90,7 +87,7 @@ def bad_hit_said(answer: dict[str, Any]) -> str:
     return f"Marked the answer wrong: evicted its entry{fenced}."
 
 
-class CacheScreen(LiveScreen):
+class CacheScreen(WindowedScreen):
     AUTO_FOCUS = "#cache-hits"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("w", "next_window", "Window"),
@@ -101,20 +98,14 @@ class CacheScreen(LiveScreen):
         Binding("r", "reload", "Refresh"),
     ]
 
-    window: reactive[str] = reactive("today", init=False)
-
     def __init__(self) -> None:
         super().__init__()
-        self.data: dict[str, Any] | None = None
         self.hits: list[dict[str, Any]] = []
-        self._refresh_due = False
 
     def compose(self) -> ComposeResult:
         yield ConnectionBanner(id="banner")
         with Horizontal(id="cache-controls"):
-            yield Tabs(
-                *[Tab(label, id=f"window-{name}") for name, label in fmt.WINDOWS.items()], id="cache-window"
-            )
+            yield self.window_tabs("cache-window")
         yield Static(id="cache-totals")
         yield Static(id="cache-chart-title")
         yield SpendChart(self._bucket_label, _unit, id="cache-chart")
@@ -127,11 +118,6 @@ class CacheScreen(LiveScreen):
     def on_mount(self) -> None:
         self.query_one(SpendChart).metric = "hit_rate"
         super().on_mount()
-
-    def _bucket_label(self, start: float) -> str:
-        if self.data and self.data["bucket_seconds"] >= 86_400:
-            return time.strftime("%a %d %b", time.localtime(start))
-        return time.strftime("%H:%M" if self.window == "today" else "%a %H:%M", time.localtime(start))
 
     @work(exclusive=True, group="cache")
     async def reload(self) -> None:
@@ -182,34 +168,16 @@ class CacheScreen(LiveScreen):
     # -- live ----------------------------------------------------------------------------------------
 
     def on_traces_received(self, message: TracesReceived) -> None:
-        if self.data is not None and not self._refresh_due and any(t.get("cache") for t in message.traces):
-            self._refresh_due = True
-            self.set_timer(LIVE_REFRESH_SECONDS, self.reload)
-
-    def on_daemon_reconnected(self, message: DaemonReconnected) -> None:
-        self.reload()
+        if any(t.get("cache") for t in message.traces):
+            self.refresh_soon()
 
     # -- controls ------------------------------------------------------------------------------------
-
-    @on(Tabs.TabActivated, "#cache-window")
-    def _window_tab(self, event: Tabs.TabActivated) -> None:
-        self.window = (event.tab.id or "window-today").removeprefix("window-")
-
-    def watch_window(self) -> None:
-        self.query_one("#cache-window", Tabs).active = f"window-{self.window}"
-        self.reload()
-
-    def action_next_window(self) -> None:
-        self.window = fmt.next_of(fmt.WINDOWS, self.window)
 
     def action_next_metric(self) -> None:
         chart = self.query_one(SpendChart)
         chart.metric = fmt.next_of(METRICS, chart.metric)
         if self.data is not None:
             self._show(self.data)
-
-    def action_reload(self) -> None:
-        self.reload()
 
     def action_open(self) -> None:
         hit = self._selected()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.table import Table
@@ -16,8 +15,7 @@ from textual.widgets import DataTable, Footer, Static, Tab, Tabs
 
 from llmops_tui import format as fmt
 from llmops_tui.client import DaemonError
-from llmops_tui.messages import DaemonReconnected, TracesReceived
-from llmops_tui.screens.live import LiveScreen
+from llmops_tui.screens.windowed import WindowedScreen
 from llmops_tui.widgets.spend_chart import SpendChart
 from llmops_tui.widgets.status_bar import ConnectionBanner, StatusBar
 
@@ -27,7 +25,6 @@ if TYPE_CHECKING:
 GROUPS = ("model", "user", "team")
 METRICS = {"cost_usd": "cost", "shadow_cost_usd": "shadow cost", "requests": "requests", "tokens": "tokens"}
 GROUP_COLUMNS = ("requests", "errors", "tokens in", "tokens out", "cost", "shadow", "share")
-LIVE_REFRESH_SECONDS = 2.0  # new traces refresh the numbers at most this often
 
 
 def _unit(metric: str) -> Any:
@@ -53,7 +50,7 @@ def totals_table(data: dict[str, Any]) -> Table:
     return table
 
 
-class SpendScreen(LiveScreen):
+class SpendScreen(WindowedScreen):
     AUTO_FOCUS = "#spend-groups"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("w", "next_window", "Window"),
@@ -62,21 +59,16 @@ class SpendScreen(LiveScreen):
         Binding("r", "reload", "Refresh"),
     ]
 
-    window: reactive[str] = reactive("today", init=False)
     group_by: reactive[str] = reactive("model", init=False)
 
     def __init__(self) -> None:
         super().__init__()
-        self.data: dict[str, Any] | None = None
-        self._refresh_due = False
         self.metric_chosen = False  # until `v` is pressed, the chart picks what has values
 
     def compose(self) -> ComposeResult:
         yield ConnectionBanner(id="banner")
         with Horizontal(id="spend-controls"):
-            yield Tabs(
-                *[Tab(label, id=f"window-{name}") for name, label in fmt.WINDOWS.items()], id="spend-window"
-            )
+            yield self.window_tabs("spend-window")
             yield Tabs(*[Tab(f"by {name}", id=f"group-{name}") for name in GROUPS], id="spend-group")
         yield Static(id="spend-totals")
         yield Static(id="spend-chart-title")
@@ -84,13 +76,6 @@ class SpendScreen(LiveScreen):
         yield DataTable(id="spend-groups", cursor_type="row", zebra_stripes=True)
         yield StatusBar(id="status")
         yield Footer(compact=True, show_command_palette=False)
-
-    def _bucket_label(self, start: float) -> str:
-        if self.data and self.data["bucket_seconds"] >= 86_400:
-            return time.strftime("%a %d %b", time.localtime(start))
-        if self.window == "today":
-            return time.strftime("%H:%M", time.localtime(start))
-        return time.strftime("%a %H:%M", time.localtime(start))
 
     # -- loading -------------------------------------------------------------------------------------
 
@@ -137,34 +122,15 @@ class SpendScreen(LiveScreen):
 
     # -- live ----------------------------------------------------------------------------------------
 
-    def on_traces_received(self, message: TracesReceived) -> None:
-        if self.data is not None and not self._refresh_due:
-            self._refresh_due = True
-            self.set_timer(LIVE_REFRESH_SECONDS, self.reload)
-
-    def on_daemon_reconnected(self, message: DaemonReconnected) -> None:
-        self.reload()
-
     # -- controls ------------------------------------------------------------------------------------
-
-    @on(Tabs.TabActivated, "#spend-window")
-    def _window_tab(self, event: Tabs.TabActivated) -> None:
-        self.window = (event.tab.id or "window-today").removeprefix("window-")
 
     @on(Tabs.TabActivated, "#spend-group")
     def _group_tab(self, event: Tabs.TabActivated) -> None:
         self.group_by = (event.tab.id or "group-model").removeprefix("group-")
 
-    def watch_window(self) -> None:
-        self.query_one("#spend-window", Tabs).active = f"window-{self.window}"
-        self.reload()
-
     def watch_group_by(self) -> None:
         self.query_one("#spend-group", Tabs).active = f"group-{self.group_by}"
         self.reload()
-
-    def action_next_window(self) -> None:
-        self.window = fmt.next_of(fmt.WINDOWS, self.window)
 
     def action_next_group(self) -> None:
         self.group_by = fmt.next_of(GROUPS, self.group_by)
@@ -175,6 +141,3 @@ class SpendScreen(LiveScreen):
         chart.metric = fmt.next_of(METRICS, chart.metric)
         if self.data is not None:
             self._show(self.data)
-
-    def action_reload(self) -> None:
-        self.reload()
