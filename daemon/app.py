@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from daemon import __version__, tokens
-from daemon.api import admin, budgets, cache, events, openai, spend
+from daemon.api import admin, budgets, cache, events, openai, routing, spend
 from daemon.api.common import JSON
 from daemon.api.hot import FastPath
 from daemon.config.schema import Profile
@@ -139,6 +139,7 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
             *spend.routes,
             *cache.routes,
             *budgets.routes,
+            *routing.routes,
         ],
         lifespan=lifespan,
         exception_handlers={

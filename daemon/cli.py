@@ -223,7 +223,32 @@ def _status(args: argparse.Namespace) -> int:
             loaded += f" in {m['load_seconds']:.1f} s"
         kind = "embedding" if m["embedding"] else "chat"
         print(f"  {m['name']:24} {m['provider']:10} {kind:9} {loaded}")
+    if data.get("routes"):
+        print("routes")
+        for r in data["routes"]:
+            print(f"  {r['name']:24} {r['strategy']:10} {', '.join(r['models'])}")
+    breakers = data.get("breakers") or []
+    if breakers:
+        enabled = breakers[0]["enabled"]
+        print("circuit breakers" + ("" if enabled else " (off: no circuit_breaker in the profile)"))
+        for b in breakers:
+            print(f"  {b['model']:24} {breaker_line(b)}")
     return 0
+
+
+def breaker_line(b: dict[str, Any]) -> str:
+    """`closed, p95 412 ms (100 calls)`; `OPEN for 12 s after 5 failures: ...`."""
+    if b["state"] == "open":
+        said = f"circuit OPEN, probe in {b['retry_in_s']:.0f} s, after {b['failures']} failures"
+    elif b["state"] == "half_open":
+        said = "circuit HALF-OPEN, probing"
+    else:
+        said = "circuit closed" + (f", {b['failures']} failures in a row" if b["failures"] else "")
+    if b["samples"]:
+        said += f"; p50 {b['p50_ms'] or 0:.0f} ms, p95 {b['p95_ms'] or 0:.0f} ms ({b['samples']} calls)"
+    if b["state"] != "closed" and b.get("last_error"):
+        said += f"; last: {b['last_error'][:80]}"
+    return said
 
 
 def add_commands(sub: Any) -> None:
@@ -270,9 +295,11 @@ def add_commands(sub: Any) -> None:
     models.set_defaults(func=_models)
 
     from daemon.cli_cache import add_cache_commands
+    from daemon.cli_route import add_route_commands
 
     add_cache_commands(sub, add_key_options, url_default)
     add_budget_commands(sub, add_key_options, url_default)
+    add_route_commands(sub, add_key_options, url_default)
 
     status = sub.add_parser("status", help="daemon health, profile, models")
     status.add_argument("--url", default=url_default)

@@ -94,6 +94,14 @@ class ProviderError(GatewayError):
     type = "upstream_error"
     code = "upstream_error"
     fallback = True
+    upstream_status: int | None = None  # the upstream's own HTTP status, when it answered one
+
+    @property
+    def model_at_fault(self) -> bool:
+        """Whether the failure says the model is unwell (a circuit breaker counts it), not that it
+        disliked this request (an upstream 4xx other than 408 and 429)."""
+        status = self.upstream_status
+        return status is None or status >= 500 or status in (408, 429)
 
 
 class UpstreamTimeout(ProviderError):
@@ -116,6 +124,14 @@ class StoreUnavailable(GatewayError):
     status = 503
     type = "server_error"
     code = "trace_store_unavailable"
+
+
+class CircuitOpen(GatewayError):
+    """Every candidate model's circuit breaker is open: 503, with Retry-After."""
+
+    status = 503
+    type = "server_error"
+    code = "circuit_open"
 
 
 def internal_error() -> GatewayError:

@@ -19,12 +19,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from daemon import tokens
-from daemon.core.cost import Usage
 from daemon.core.principal import Principal
 from daemon.core.trace import Trace, new_trace_id
 from daemon.errors import GatewayError, internal_error
-from daemon.pipeline.attempts import first_answer, ms, settle
+from daemon.pipeline.attempts import complete, first_answer, ms, settle, usage_of
 from daemon.pipeline.context import Context, Endpoint, Outcome
 from daemon.pipeline.ending import Ending, cancelled, failed
 from daemon.pipeline.records import note_end_user, request_record
@@ -123,12 +121,8 @@ class Gateway:
         return await self._complete(ctx)
 
     async def _complete(self, ctx: Context) -> Reply:
-        entry, attempt, completion = await first_answer(ctx, _complete)
-        usage = completion.usage
-        if not usage.total_tokens:
-            usage = Usage(tokens.count_messages(ctx.body["messages"]), tokens.count_text(completion.text))
-            ctx.trace.metadata["usage_estimated"] = True
-        settle(attempt, entry, usage)
+        entry, attempt, completion = await first_answer(ctx, complete)
+        settle(attempt, entry, usage_of(ctx, completion))
         outcome = Outcome(text=completion.text, finish_reason=completion.finish_reason, body=completion.body)
         await self._ending.end(ctx, outcome)
         return Reply(completion.body, _headers(ctx))
@@ -166,10 +160,6 @@ class Gateway:
         outcome = Outcome(text=text, finish_reason=finish, body=answer.body, answered_by=stage.name)
         await self._ending.end(ctx, outcome)
         return Reply(answer.body, _headers(ctx))
-
-
-async def _complete(entry: ModelEntry, call: Call) -> Completion:
-    return await entry.provider.complete(call)
 
 
 async def _embed(entry: ModelEntry, call: Call) -> Embeddings:

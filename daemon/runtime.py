@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from daemon.config.schema import LlamaCppModel, ModelConfig, Profile
 from daemon.core.cost import UnitPrice, reference_price
+from daemon.core.health import Health
 from daemon.errors import ModelNotFound
 from daemon.pipeline.stage import StageFactory, StageList, build_stages
 from daemon.providers.base import Provider
@@ -77,6 +78,7 @@ class Runtime:
     path: Path | None
     models: dict[str, ModelEntry]
     stages: StageList = field(default_factory=StageList)
+    health: Health = field(default_factory=Health)  # the models' breakers and latencies, kept on reload
     loaded_at: float = field(default_factory=time.time)
     in_flight: int = 0
     drained: asyncio.Event = field(default_factory=asyncio.Event)
@@ -93,6 +95,8 @@ class Runtime:
 
     def unknown_model(self, name: str | None) -> ModelNotFound:
         available = ", ".join(sorted(self.models)) or "(none)"
+        if self.profile.routes:
+            available += f"; routes: {', '.join(sorted(self.profile.routes))}"
         if not name:
             return ModelNotFound(
                 f"The request names no model and this profile has no default_model. Available models: "
@@ -128,7 +132,13 @@ def build_runtime(
         defaults = config.defaults.model_dump(exclude_none=True) if config.defaults else {}
         price, shadow = _unit(config.price), _shadow_price(config, profile)
         models[name] = ModelEntry(name, config, provider, price, shadow, defaults)
-    runtime = Runtime(profile, path, models, build_stages(stages, profile, services, models))
+    health = previous.health if previous is not None else Health()
+    breaker = profile.circuit_breaker
+    if breaker is None:
+        health.configure(False)
+    else:
+        health.configure(True, breaker.failures, breaker.cooldown, breaker.max_cooldown)
+    runtime = Runtime(profile, path, models, build_stages(stages, profile, services, models), health)
     runtime.drained.set()
     return runtime
 

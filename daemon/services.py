@@ -60,6 +60,7 @@ class Services:
         self._verifier: Verifier | None = None
         self.budget_limits = BudgetLimits(reader, writer)  # the limits set through the API; our owner id
         self.rate_buckets: Buckets = {}  # the rate limits' state, kept across reloads
+        self.shadow_tasks: set[asyncio.Task[None]] = set()  # routes' shadow calls still running
         self.stages = tuple(stages)
         self.runtimes = Runtimes(
             self._watched(build_runtime(profile, settings.profile_path, None, self.stages, self))
@@ -130,6 +131,8 @@ class Services:
             "stages": [stage.name for stage in runtime.stages.stages],
             "in_flight": runtime.in_flight,
             "models": [model_state(entry) for entry in runtime.models.values()],
+            "routes": route_states(runtime.profile),
+            "breakers": breaker_states(runtime, time.time()),
             "database": str(self.settings.db_path),
             "writer_commits": self.writer.commits,
             "writer_alive": self.writer.alive,
@@ -171,10 +174,45 @@ class Services:
                 log.exception("saving the cache failed; its changes are kept for the next try")
 
     async def drain(self) -> None:
-        """At shutdown, once connections have closed: close every provider, save the cache."""
+        """At shutdown, once connections have closed: stop the shadow calls (a copy no one waits
+        for), close every provider, save the cache."""
+        for task in list(self.shadow_tasks):
+            task.cancel()
+        await asyncio.gather(*self.shadow_tasks, return_exceptions=True)
         await self.runtimes.close()
         await self.save_cache()
         await self.budget_limits.check_out()
+
+
+def route_states(profile: Profile) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "strategy": route.strategy,
+            "models": route.own_models(),
+            "description": route.description,
+        }
+        for name, route in profile.routes.items()
+    ]
+
+
+def breaker_states(runtime: Runtime, now: float) -> list[dict[str, Any]]:
+    """Each model's circuit and its latency figures; `enabled` false: no `circuit_breaker:` in the
+    profile (failures are counted, circuits never open)."""
+    health = runtime.health
+    states = []
+    for name, entry in runtime.models.items():
+        if entry.config.embedding and name not in health.models:
+            continue
+        model = health.of(name)
+        figures = model.latencies.figures()
+        states.append({
+            "model": name, "provider": entry.config.provider, "enabled": health.breaking,
+            **model.breaker.as_dict(now),
+            "p50_ms": figures["p50"], "p95_ms": figures["p95"], "ttft_ms": figures["ttft"],
+            "samples": int(figures["samples"] or 0),
+        })  # fmt: skip
+    return states
 
 
 def model_state(entry: ModelEntry) -> dict[str, Any]:

@@ -26,6 +26,10 @@ async def models(request: Request) -> Response:
         {"id": name, "object": "model", "created": created, "owned_by": f"llmops:{entry.config.provider}"}
         for name, entry in runtime.models.items()
     ]
+    data += [
+        {"id": name, "object": "model", "created": created, "owned_by": f"llmops:route:{route.strategy}"}
+        for name, route in runtime.profile.routes.items()
+    ]
     return JSON({"object": "list", "data": data})
 
 

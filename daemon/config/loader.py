@@ -36,12 +36,19 @@ def parse_profile(text: str, source: str = "<profile>") -> Profile:
     except ValidationError as exc:
         raise ProfileError(f"{source}: " + "; ".join(_describe(e) for e in exc.errors())) from None
     _check_shadow_prices(profile, source)
+    _check_scorers(profile, source)
     return profile
+
+
+# pydantic's discriminator tags in an error's key path: the providers' and the routes' strategies
+_TAGS = frozenset(
+    {"llama_cpp", "openai", "anthropic", "complexity", "cost", "latency", "domain", "cascade", "weighted"}
+)
 
 
 def _describe(error: Any) -> str:
     # Drop pydantic's discriminator tags (e.g. 'llama_cpp') from the key path.
-    parts = [str(p) for p in error["loc"] if p not in ("llama_cpp", "openai", "anthropic")]
+    parts = [str(p) for p in error["loc"] if p not in _TAGS]
     where = ".".join(parts) or "(top level)"
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
@@ -58,3 +65,20 @@ def _check_shadow_prices(profile: Profile, source: str) -> None:
                     f"{source}: models.{name}.shadow_price: {ref!r} is neither a model of this profile "
                     "nor a known reference price; give {input, output} instead"
                 )
+
+
+def _check_scorers(profile: Profile, source: str) -> None:
+    """A complexity route's own scorer file must be readable: a bad one keeps the old profile."""
+    from daemon.core import complexity
+
+    base = Path(source).parent if source != "<profile>" else Path.cwd()
+    for name, route in profile.routes.items():
+        scorer = getattr(route, "scorer", None)
+        if scorer is None:
+            continue
+        path = Path(scorer).expanduser()
+        path = path if path.is_absolute() else base / path
+        try:
+            complexity.load(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ProfileError(f"{source}: routes.{name}.scorer: cannot read {path}: {exc}") from None

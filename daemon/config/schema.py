@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from daemon.config.limits import BudgetsConfig, CapsConfig, RateLimitsConfig
+from daemon.config.routes import CircuitBreakerConfig, RouteConfig
 
 ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -52,10 +53,21 @@ class RequestDefaults(Strict):
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
 
 
+Capability = Literal["tools", "json", "vision"]
+
+
 class _ModelBase(Strict):
     price: Price | None = None
     description: str = ""
     defaults: RequestDefaults | None = None
+    fallbacks: list[str] = Field(default=[], description="models tried in order when this one fails")
+    context_window: int | None = Field(
+        default=None, ge=1, description="tokens in and out; default: n_ctx for a local model, else unknown"
+    )
+    supports: list[Capability] | None = Field(
+        default=None, description="what a cost route may send it; default: json for a local model, all "
+        "for a remote one"
+    )  # fmt: skip
 
 
 class LlamaCppModel(_ModelBase):
@@ -195,19 +207,23 @@ class Profile(Strict):
     budgets: BudgetsConfig | None = None
     rate_limits: RateLimitsConfig | None = None
     caps: CapsConfig | None = None
+    routes: dict[str, RouteConfig] = Field(default={}, description="virtual model names that route")
+    circuit_breaker: CircuitBreakerConfig | None = None
 
     @model_validator(mode="after")
     def _references_exist(self) -> Profile:
         if not self.models:
             raise ValueError("models: at least one model is required")
-        if self.default_model is not None and self.default_model not in self.models:
-            raise ValueError(f"default_model: {self.default_model!r} is not one of models")
+        callable_names = self.models.keys() | self.routes.keys()
+        if self.default_model is not None and self.default_model not in callable_names:
+            raise ValueError(f"default_model: {self.default_model!r} is not one of models or routes")
         for name in (self.cache.models or []) if self.cache else []:
-            if name not in self.models:
-                raise ValueError(f"cache.models: {name!r} is not one of models")
+            if name not in callable_names:
+                raise ValueError(f"cache.models: {name!r} is not one of models or routes")
         for name in self.caps.models if self.caps else ():
-            if name not in self.models:
-                raise ValueError(f"caps.models: {name!r} is not one of models")
+            if name not in callable_names:
+                raise ValueError(f"caps.models: {name!r} is not one of models or routes")
+        self._routes_valid()
         semantic = self.cache.semantic if self.cache else None
         if semantic is not None:
             embedder = self.models.get(semantic.embedder)
@@ -216,3 +232,18 @@ class Profile(Strict):
                     f"cache.semantic.embedder: {semantic.embedder!r} is not an embedding model of models"
                 )
         return self
+
+    def _routes_valid(self) -> None:
+        for name, model in self.models.items():
+            for other in model.fallbacks:
+                target = self.models.get(other)
+                if target is None or target.embedding != model.embedding or other == name:
+                    kind = "an embedding" if model.embedding else "a chat"
+                    raise ValueError(f"models.{name}.fallbacks: {other!r} is not another {kind} model")
+        for name, route in self.routes.items():
+            if name in self.models:
+                raise ValueError(f"routes.{name}: a model has this name already")
+            for named in route.models_named():
+                config = self.models.get(named)
+                if config is None or config.embedding:
+                    raise ValueError(f"routes.{name}: {named!r} is not a chat model of models")

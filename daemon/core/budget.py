@@ -100,16 +100,22 @@ class Need:
     prompt_tokens: int  # the estimate (with its margin) inside `tokens`
     max_tokens: int  # the answer's cap inside `tokens`
     output_nanos_per_token: float  # at the dearest candidate's price: what a smaller cap saves
+    calls: int = 1  # the paid calls it covers (a cascade's every model), each of the same tokens
 
 
-def worst_case(prompt: int, max_tokens: int, prices: list[tuple[float, float]]) -> Need:
+def worst_case(prompt: int, max_tokens: int, prices: list[tuple[float, float]], summed: bool = False) -> Need:
     """`prompt`: its tokens at most; `prices`: (input, output) USD per 1M tokens of each candidate
-    (a local model: 0, 0)."""
+    (a local model: 0, 0). One of them serves, so the dearest is the worst case; `summed`: each
+    may be paid for (a cascade), so their sum is."""
     cost = output = 0.0  # USD per 1M tokens; a plain loop: this runs for every budgeted call
     for price_in, price_out in prices:
-        cost = max(cost, prompt * price_in + max_tokens * price_out)
-        output = max(output, price_out)
-    return Need(math.ceil(cost * 1000), prompt + max_tokens, prompt, max_tokens, output * 1000)
+        one = prompt * price_in + max_tokens * price_out
+        cost, output = (
+            (cost + one, output + price_out) if summed else (max(cost, one), max(output, price_out))
+        )
+    calls = max(1, len(prices)) if summed else 1
+    tokens = (prompt + max_tokens) * calls
+    return Need(math.ceil(cost * 1000), tokens, prompt, max_tokens, output * 1000, calls)
 
 
 # A daemon keeps spare room in its lease (to reserve the next calls in memory) only while the
@@ -216,7 +222,7 @@ def affordable_max_tokens(standings: list[Standing], need: Need) -> int:
     for s in standings:
         money, tokens = s.remaining_nanos(), s.remaining_tokens()
         if tokens is not None:
-            best = min(best, tokens - need.prompt_tokens)
+            best = min(best, tokens // need.calls - need.prompt_tokens)
         if money is not None and need.output_nanos_per_token > 0:
             prompt_nanos = need.usd_nanos - need.max_tokens * need.output_nanos_per_token
             best = min(best, math.floor((money - prompt_nanos) / need.output_nanos_per_token))

@@ -43,6 +43,7 @@ class Trace:
     overhead_ms: float | None = None
     cache: str | None = None
     route: str | None = None
+    route_tier: str | None = None  # the tier (or domain) a route chose
     prompt_name: str | None = None
     prompt_version: int | None = None
     experiment: str | None = None

@@ -176,7 +176,7 @@ class BudgetStage(Stage):
         prompt = self._prompt(
             tokens.bound_messages(messages), counted and (lambda: tokens.count_messages(messages))
         )
-        return budget.worst_case(prompt, asked * (body.get("n") or 1), prices)
+        return budget.worst_case(prompt, asked * (body.get("n") or 1), prices, ctx.cumulative)
 
     def _prompt(self, bound: int, count: Callable[[], int] | Literal[False]) -> int:
         """The prompt's bound, or (with `count`) tiktoken's count with the margin if that is smaller."""
@@ -209,6 +209,19 @@ class BudgetStage(Stage):
             error.headers["x-should-retry"] = "false"
         ctx.decide(self.name, "refused", refusing.limit.name)
         return error
+
+
+def remaining_share(limits: BudgetLimits, config: BudgetsConfig, ctx: Context) -> float | None:
+    """What is left of the caller's tightest budget (0..1) as this daemon knows it (a routing
+    stage's budget-aware tiers); None without a budget, or before the limits are first read."""
+    book = limits.current(config)
+    if book is None:
+        return None
+    trace = ctx.trace
+    plan = book.plan(trace.key_id, ctx.principal.key_name, trace.user, trace.team, trace.ts, limits.leases)
+    if plan is None:
+        return None
+    return 1.0 - max(lease.standing().used_share() for lease in plan.leases)
 
 
 def _amount(need: Need) -> str:

@@ -63,6 +63,9 @@ class Context:
     started: float  # perf_counter() when the request arrived
     stream: bool
     candidates: list[ModelEntry] = field(default_factory=list)  # tried in order by the attempt loop
+    # Every candidate may be paid for, not just one (a cascade's cheap answer, then the escalation):
+    # a budget reserves their sum.
+    cumulative: bool = False
     attempts: list[Attempt] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     reply_headers: dict[str, str] = field(default_factory=dict)  # stages' own response headers

@@ -76,6 +76,8 @@ class Ending:
         if outcome.finish_reason:
             trace.finish_reason = outcome.finish_reason
         _sum_attempts(ctx)
+        if ctx.stream and outcome.status == "ok" and outcome.answered_by is None and ctx.attempts:
+            ctx.runtime.health.of(trace.served_model or "").latencies.add(trace.latency_ms)
         for stage in ctx.runtime.stages.after:
             try:
                 stage.after(ctx, outcome)

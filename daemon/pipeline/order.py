@@ -10,8 +10,12 @@ the call.
 
 from __future__ import annotations
 
-from daemon.pipeline import budgets, cache, caps, rate_limits
+from daemon.pipeline import budgets, cache, caps, cascade, rate_limits, routing, shadow
 from daemon.pipeline.stage import StageFactory
 
 # Caps come first: the rate limits, the cache key and a budget's worst case see the capped call.
-STAGES: tuple[StageFactory, ...] = (caps.build, rate_limits.build, cache.build, budgets.build)
+# Routing names the candidates that budgets reserve for; a cascade's cheap answers come after the
+# reservation, and a shadow's copy after the call.
+STAGES: tuple[StageFactory, ...] = (
+    caps.build, rate_limits.build, cache.build, routing.build, budgets.build, cascade.build, shadow.build,
+)  # fmt: skip

@@ -23,6 +23,7 @@ class Call:
     model: str  # the profile's name for the model
     upstream_model: str  # the name the provider knows
     priority: int = INTERACTIVE  # BACKGROUND: judge and batch jobs, served after interactive calls
+    confidence: bool = False  # measure the answer's confidence (a cascade asks): Completion.confidence
 
 
 @dataclass(slots=True)
@@ -31,6 +32,7 @@ class Completion:
     usage: Usage
     text: str
     finish_reason: str | None
+    confidence: float | None = None  # 0..1, from token probabilities, when the call asked for it
 
 
 @dataclass(slots=True)

@@ -124,7 +124,9 @@ class Failures:
         if retry and wait is not None and wait > RETRY_AFTER_CAP_S:
             message += f" (it asked to be retried after {wait:g} s: longer than the gateway waits)"
             retry = False
-        return ProviderError(message), retry
+        error = ProviderError(message)
+        error.upstream_status = status
+        return error, retry
 
     def broken(self, exc: BaseException, deadline: Deadline) -> ProviderError:
         """A failure while reading a response that had begun (never retried)."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from daemon.config.schema import LlamaCppModel
+from daemon.core.confidence import from_probabilities
 from daemon.core.cost import Usage
 from daemon.errors import GatewayError, InvalidRequest, ModelUnavailable, ProviderError
 from daemon.providers.base import INTERACTIVE, Call, Chunk, Completion, Embeddings
@@ -147,6 +148,20 @@ def _install_meter(llm: Llama, meter: _Meter) -> None:
     llm.generate = generate  # type: ignore[method-assign,assignment]
 
 
+def _top_probability(into: list[float]) -> Any:
+    """A logits_processor that keeps each step's top-token probability and changes nothing: the
+    softmax's maximum is 1 / sum(exp(scores - max)), one pass over the vocabulary's scores."""
+    import llama_cpp
+    import numpy as np
+
+    def keep(_input_ids: Any, scores: Any) -> Any:
+        top = scores.max()
+        into.append(float(1.0 / np.exp(scores - top).sum()))
+        return scores
+
+    return llama_cpp.LogitsProcessorList([keep])
+
+
 def _completion_tokens(llm: Llama, generation: _Generation) -> int:
     """Sampled tokens minus a final end-of-generation token, as llama's own usage counts them."""
     import llama_cpp
@@ -202,10 +217,17 @@ class LlamaCppProvider:
         self._require(embedding=False)
         arguments = chat_arguments(call.body, self.config.chat_format, self.config.repeat_penalty)
         generation = _Generation()
+        probabilities: list[float] = []
+        if call.confidence:
+            arguments["logits_processor"] = _top_probability(probabilities)
         response = await self._run(
             lambda llm: self._chat(llm, arguments, generation), generation.cancel, priority=call.priority
         )
-        return completion_from(call.model, response)
+        completion = completion_from(call.model, response)
+        if call.confidence:
+            # The last step chose the end of the answer: the content is what is judged.
+            completion.confidence = from_probabilities(probabilities[:-1] or probabilities)
+        return completion
 
     async def stream(self, call: Call) -> AsyncGenerator[Chunk]:
         self._require(embedding=False)

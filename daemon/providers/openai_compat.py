@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from daemon.config.schema import OpenAIModel
+from daemon.core.confidence import of_openai_logprobs
 from daemon.core.cost import Usage
 from daemon.core.redact import scrub
 from daemon.errors import ProviderError
@@ -52,11 +53,17 @@ class OpenAICompatProvider:
 
     async def complete(self, call: Call) -> Completion:
         body = {**call.body, "model": call.upstream_model}
+        asked = bool(body.get("logprobs"))
+        if call.confidence and not asked:
+            body["logprobs"] = True
         data = await self.client.post_json("/chat/completions", body, self._headers())
         try:
-            return completion_from(data, self.client.name)
+            completion = completion_from(data, self.client.name)
+            if call.confidence:
+                completion.confidence = _confidence(completion, asked)
         except PARSE_ERRORS:
             raise malformed(self.client.name, "a malformed completion") from None
+        return completion
 
     async def stream(self, call: Call) -> AsyncIterator[Chunk]:
         body = {
@@ -115,6 +122,15 @@ def completion_from(data: dict[str, Any], upstream: str) -> Completion:
         text="" if text is None else text if isinstance(text, str) else str(text),
         finish_reason=finish,
     )
+
+
+def _confidence(completion: Completion, keep: bool) -> float | None:
+    """From the answer's logprobs, which are dropped again if the client did not ask for them."""
+    choice = completion.body["choices"][0]
+    confidence = of_openai_logprobs(choice)
+    if not keep and "logprobs" in choice:
+        choice["logprobs"] = None
+    return confidence
 
 
 def parse_chunk(data: bytes, upstream: str, redact: Callable[[str], str] = scrub) -> Chunk:

@@ -1,0 +1,1 @@
+"""Routing: the complexity scorer's fitting and its shipped parameters."""
