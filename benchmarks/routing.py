@@ -114,12 +114,12 @@ def mixed(procs: Processes, upstream: int, calls: int, seed: int) -> None:
         MODEL_ENTRY.format(name=name, port=upstream, price_in=p[0], price_out=p[1])
         for name, p in TIERS.items()
     )
-    port, key = start(procs, "mixed", MIXED.format(models=models))
+    port, key = start(procs, "mixed", MIXED.format(models=models), "--admin")
     prompts, said = workload(calls, seed)
     headers = {"authorization": f"Bearer {key}"}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as client:
-        # The cheap model grows unsure with the question's length: confidence exp(-0.004 * chars).
-        httpx.post(f"http://127.0.0.1:{upstream}/_fault", json={"logprob": {"per_char": 0.004}})
+        # The cheap model grows unsure with the question's length: exp(-0.001 * chars), 0.6 at 510.
+        httpx.post(f"http://127.0.0.1:{upstream}/_fault", json={"logprob": {"per_char": 0.001}})
         cost: dict[str, float] = {}
         for route in ("best", "auto", "careful"):
             total = 0.0
