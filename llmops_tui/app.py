@@ -1,4 +1,4 @@
-"""The console app: four modes (live traces, spend, cache, budgets), the daemon connection, ratings,
+"""The console app: five modes (live traces, spend, cache, budgets, routing), the daemon connection, ratings,
 help, the palette."""
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ from llmops_tui.messages import (
 from llmops_tui.screens.budgets import BudgetsScreen
 from llmops_tui.screens.cache import CacheScreen
 from llmops_tui.screens.help import HelpScreen
+from llmops_tui.screens.routing import RoutingScreen
 from llmops_tui.screens.spend import SpendScreen
 from llmops_tui.screens.trace_detail import TraceDetailScreen
 from llmops_tui.screens.traces import TracesScreen
 from llmops_tui.state import Connection
 from llmops_tui.widgets.confirm import ConfirmDialog
 from llmops_tui.widgets.rating import RatingDialog
+from llmops_tui.widgets.shadow_dialog import ShadowDialog
 from llmops_tui.widgets.trace_table import TraceTable
 
 RATE_WINDOW_SECONDS = 5.0
@@ -42,9 +44,10 @@ RATE_WINDOW_SECONDS = 5.0
 class LlmopsApp(App[None]):
     TITLE = "llmops"
     CSS_PATH = ["app.tcss", "traces.tcss", "detail.tcss", "spend.tcss", "cache.tcss", "budgets.tcss",
-                "dialogs.tcss"]  # fmt: skip
+                "routing.tcss", "dialogs.tcss"]  # fmt: skip
     MODES: ClassVar[dict[str, Any]] = {
         "traces": TracesScreen, "spend": SpendScreen, "cache": CacheScreen, "budgets": BudgetsScreen,
+        "routing": RoutingScreen,
     }  # fmt: skip
     DEFAULT_MODE = "traces"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -53,6 +56,8 @@ class LlmopsApp(App[None]):
         Binding("h", "show('cache')", "Cache"),
         # Budgets, rate limits and caps: not b, which is "bad hit" on the cache view and would shadow it.
         Binding("l", "show('budgets')", "Limits"),
+        # Routing: not r, which refreshes every view, nor o, which sorts the traces.
+        Binding("u", "show('routing')", "Routing"),
         Binding("question_mark", "help", "Help"),
         Binding("R", "retry", "Reconnect now", show=False),
         Binding("q", "quit", "Quit"),
@@ -156,7 +161,8 @@ class LlmopsApp(App[None]):
         self.push_screen(HelpScreen([
             ("Anywhere", LlmopsApp), ("Traces", TracesScreen), ("Table", TraceTable),
             ("Trace detail", TraceDetailScreen), ("Spend", SpendScreen), ("Cache", CacheScreen),
-            ("Budgets and limits", BudgetsScreen), ("Rating", RatingDialog), ("Confirm", ConfirmDialog),
+            ("Budgets and limits", BudgetsScreen), ("Routing", RoutingScreen), ("Shadow call", ShadowDialog),
+            ("Rating", RatingDialog), ("Confirm", ConfirmDialog),
         ]))  # fmt: skip
 
     def action_retry(self) -> None:
@@ -174,6 +180,11 @@ class LlmopsApp(App[None]):
             "Budgets and limits",
             "Budgets' use, refusals, top spenders (l)",
             lambda: self.action_show("budgets"),
+        )
+        yield SystemCommand(
+            "Routing",
+            "Routes' traffic per model, circuit breakers, shadow calls (u)",
+            lambda: self.action_show("routing"),
         )
         yield SystemCommand("Help", "Every key (?)", self.action_help)
         yield SystemCommand(
@@ -212,6 +223,12 @@ class LlmopsApp(App[None]):
                 "Start the selected budget's window again now (x)",
                 screen.action_reset_budget,
             )
+        if isinstance(screen, RoutingScreen):
+            yield SystemCommand("Routing window", "Today, 7 days, 30 days (w)", screen.action_next_window)
+            yield SystemCommand(
+                "Compare a shadow call", "The selected shadow answer beside the served one (c)",
+                screen.action_compare,
+            )  # fmt: skip
         if isinstance(screen, TracesScreen | TraceDetailScreen):
             yield SystemCommand("Comment on trace", "Rate with a comment (c)", screen.action_comment)
         yield from super().get_system_commands(screen)

@@ -182,6 +182,15 @@ class DaemonClient:
         result: dict[str, Any] = await self._json("POST", path, json={"per": period})
         return result
 
+    async def routing(
+        self, window: str, *, now: float | None = None, utc_offset: int | None = None
+    ) -> dict[str, Any]:
+        """Each route's traffic per model and tier over `window`, the shares over time, the circuit
+        breakers now, and the latest shadow calls."""
+        params = _window_params(window, now, utc_offset)
+        result: dict[str, Any] = await self._json("GET", "/admin/routing", params=params)
+        return result
+
     # -- the live stream -------------------------------------------------------------------------------
 
     def retry_now(self) -> None:

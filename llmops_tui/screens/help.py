@@ -16,6 +16,10 @@ EXTRA: dict[str, list[tuple[str, str]]] = {
         ("ctrl+p", "Command palette: every action by name"),
         ("mouse", "click rows, tabs, footer keys; double-click opens"),
     ],
+    "Routing": [
+        ("tab", "Next table: routes (the selected one's split below), breakers, shadow calls"),
+        ("⏎", "On a shadow call: both answers in full"),
+    ],
     "Rating": [
         ("1-5 + -", "Stars, thumbs up, thumbs down (while the score buttons have focus)"),
         ("enter", "Send (in the comment box)"),

@@ -70,7 +70,10 @@ def facts_table(trace: dict[str, Any]) -> Group:
     ]
     if trace.get("route") or trace.get("prompt_name") or trace.get("experiment"):
         prompt = f"{trace.get('prompt_name') or '-'} v{trace.get('prompt_version') or '-'}"
-        rows.append(("route", trace.get("route") or "-", "prompt", prompt))
+        route = trace.get("route") or "-"
+        if trace.get("route_tier"):
+            route += f" · tier {trace['route_tier']}"
+        rows.append(("route", route, "prompt", prompt))
         rows.append(("experiment", trace.get("experiment") or "-", "arm", trace.get("arm") or "-"))
     for row in rows:
         table.add_row(*row)
@@ -83,6 +86,10 @@ def facts_table(trace: dict[str, Any]) -> Group:
     if trace.get("error"):
         wide.add_row("error", Text(trace["error"], style="red"))
     return Group(table, wide)
+
+
+# An escalated attempt answered, but a cascade judged it unsure and asked the next model: not a failure.
+ATTEMPT_STYLES = {"ok": "green", "escalated": "yellow"}
 
 
 def path_table(trace: dict[str, Any]) -> Group | None:
@@ -103,10 +110,10 @@ def path_table(trace: dict[str, Any]) -> Group | None:
         table.add_column(column, no_wrap=True, overflow="ellipsis")
     failures = []
     for number, attempt in enumerate(attempts, 1):
-        ok = attempt["status"] == "ok"
+        style = ATTEMPT_STYLES.get(attempt["status"], "red")
         table.add_row(
             str(number), attempt["model"], attempt["provider"],
-            Text(f"{attempt['status']} {attempt['http_status']}", style="green" if ok else "red"),
+            Text(f"{attempt['status']} {attempt['http_status']}", style=style),
             fmt.ms(attempt.get("latency_ms")), f"{attempt['prompt_tokens']}/{attempt['completion_tokens']}",
             fmt.usd(attempt.get("cost_usd")),
         )  # fmt: skip

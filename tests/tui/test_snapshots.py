@@ -17,6 +17,7 @@ from llmops_tui.app import LlmopsApp
 from llmops_tui.client import DaemonClient
 from llmops_tui.screens.budgets import BudgetsScreen
 from llmops_tui.screens.cache import CacheScreen
+from llmops_tui.screens.routing import RoutingScreen
 from llmops_tui.screens.spend import SpendScreen
 from llmops_tui.screens.trace_detail import TraceDetailScreen
 from llmops_tui.screens.traces import TracesScreen
@@ -25,6 +26,7 @@ from tests.daemon_process import DaemonProcess
 from tests.fixtures.fake_openai import free_port
 from tests.tui.conftest import FROZEN_NOW, SNAPSHOT_LABEL, wait_for
 from tests.tui.recorded_budgets import BUDGETS_ANSWER
+from tests.tui.recorded_routing import ROUTING_ANSWER, shadow_trace
 
 pytestmark = pytest.mark.usefixtures("utc")
 Compare = Callable[..., bool]
@@ -42,6 +44,19 @@ class RecordedBudgets(httpx.AsyncHTTPTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/admin/budgets":
             return httpx.Response(200, json=BUDGETS_ANSWER)
+        return await super().handle_async_request(request)
+
+
+class RecordedRouting(httpx.AsyncHTTPTransport):
+    """The seeded daemon answers everything but GET /admin/routing and the recorded shadow calls'
+    traces, which the recorded answer does (circuits and shadow calls are a real daemon's live state)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/admin/routing":
+            return httpx.Response(200, json=ROUTING_ANSWER)
+        trace = shadow_trace(request.url.path.rpartition("/")[2])
+        if request.url.path.startswith("/admin/traces/") and trace is not None:
+            return httpx.Response(200, json=trace)
         return await super().handle_async_request(request)
 
 
@@ -162,4 +177,34 @@ def test_budgets_today(snap_compare: Compare, seeded_daemon: DaemonProcess, size
 def test_budgets_off(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
     """The seeded daemon's profile has no `budgets:`: the view says how to turn them on."""
     steps = then(traces_loaded, press("l"), budgets_loaded)
+    assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(100, 30), run_before=steps)
+
+
+routing_loaded = until(lambda app: isinstance(app.screen, RoutingScreen) and app.screen.data, "the routing")
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_routing_today(snap_compare: Compare, seeded_daemon: DaemonProcess, size: tuple[int, int]) -> None:
+    steps = then(traces_loaded, press("u"), routing_loaded)
+    app = snapshot_app(seeded_daemon.url, RecordedRouting())
+    assert snap_compare(app, terminal_size=size, run_before=steps)
+
+
+def test_routing_shadow_comparison(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
+    """c on the routing view: the served answer beside the shadow's, with the question asked."""
+    steps = then(
+        traces_loaded,
+        press("u"),
+        routing_loaded,
+        press("c"),
+        until(lambda app: type(app.screen).__name__ == "ShadowDialog", "the comparison"),
+        until(lambda app: "asked" in str(app.screen.query_one("#shadow-question").render()), "the question"),
+    )
+    app = snapshot_app(seeded_daemon.url, RecordedRouting())
+    assert snap_compare(app, terminal_size=(100, 30), run_before=steps)
+
+
+def test_routing_without_routes(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
+    """The seeded daemon's profile has no `routes:` nor `circuit_breaker:`: the view says how to add them."""
+    steps = then(traces_loaded, press("u"), routing_loaded)
     assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(100, 30), run_before=steps)
