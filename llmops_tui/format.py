@@ -10,7 +10,7 @@ from typing import Any
 
 WINDOWS = {"today": "Today", "7d": "7 days", "30d": "30 days"}  # the daemon's spend windows, as tabs
 SLOW_MS = 2_000.0  # a call this slow is shown in yellow; five times this, in red
-FILTER_FIELDS = ("model", "user", "team", "status")
+FILTER_FIELDS = ("model", "route", "user", "team", "status")
 
 
 def next_of(options: Sequence[str] | Mapping[str, Any], current: str) -> str:
@@ -107,7 +107,7 @@ def slowness(latency_ms: float | None) -> str | None:
 
 
 def parse_filter(text: str) -> dict[str, str]:
-    """`model:gpt-4o user:alice status:error refund policy` -> query parameters for /admin/traces.
+    """`model:gpt-4o route:auto user:alice status:error refund policy` -> /admin/traces parameters.
 
     Words without a known `field:` prefix form the free-text search (`q`); quotes group words.
     """
@@ -140,4 +140,4 @@ def matches(trace: Mapping[str, Any], query: Mapping[str, str]) -> bool:
     model = query.get("model")
     if model and model not in (trace.get("served_model"), trace.get("requested_model")):
         return False
-    return all(trace.get(field) == query[field] for field in ("user", "team", "status") if query.get(field))
+    return all(trace.get(field) == query[field] for field in FILTER_FIELDS[1:] if query.get(field))

@@ -35,6 +35,7 @@ def trace_query(params: Any) -> TraceQuery:
         raise InvalidRequest("Invalid 'cursor': pass back a next_cursor from a listing.", param="cursor")
     return TraceQuery(
         model=params.get("model") or None,
+        route=params.get("route") or None,
         user=params.get("user") or None,
         team=params.get("team") or None,
         status=params.get("status") or None,

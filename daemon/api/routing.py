@@ -25,16 +25,17 @@ async def stats(request: Request) -> Response:
     services = services_of(request)
     window = window_of(request.query_params)
     reader, runtime = services.reader, services.runtimes.current
-    rows = await store.route_rows(reader, window.since)
+    since, until = window.since, window.until
+    rows = await store.route_rows(reader, since, until)
     return JSON({
         "object": "routing",
         "window": window.name, "since": window.since, "until": window.until,
         "bucket_seconds": window.bucket_seconds,
         "routes": summarize(route_states(runtime.profile), rows),
-        "series": await store.route_series(reader, window.since, window.bucket_seconds),
+        "series": await store.route_series(reader, since, until, window.bucket_seconds),
         "breakers": breaker_states(runtime, time.time()),
-        "shadow_totals": await store.shadow_totals(reader, window.since),
-        "shadows": await store.recent_shadows(reader, window.since, RECENT_SHADOWS),
+        "shadow_totals": await store.shadow_totals(reader, since, until),
+        "shadows": await store.recent_shadows(reader, since, until, RECENT_SHADOWS),
     })  # fmt: skip
 
 
@@ -56,7 +57,8 @@ def summarize(routes: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[
             route["tiers"][row["route_tier"]] = route["tiers"].get(row["route_tier"], 0) + row["calls"]
     for route in by_route.values():
         calls = route["calls"]
-        route["escalation_rate"] = route["escalated"] / calls if calls else None
+        cascade = route["strategy"] == "cascade"
+        route["escalation_rate"] = route["escalated"] / calls if calls and cascade else None
         route["fallback_rate"] = route["fell_back"] / calls if calls else None
     return list(by_route.values())
 

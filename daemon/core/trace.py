@@ -70,7 +70,7 @@ class Attempt:
 
     model: str
     provider: str
-    status: str = "ok"  # ok | error | cancelled
+    status: str = "ok"  # ok | error | cancelled | escalated (a cascade) | skipped (its circuit was open)
     http_status: int = 200
     error: str | None = None
     latency_ms: float | None = None

@@ -42,6 +42,7 @@ async def first_answer(
     for index, entry in enumerate(candidates):
         if not health.allow(entry.name, time.time()):
             skipped.append(entry.name)
+            ctx.attempts.append(skip(entry))
             ctx.decide("breaker", "skipped", f"{entry.name}: circuit open")
             continue
         try:
@@ -100,6 +101,11 @@ async def attempt(
     health.succeeded(entry.name, time.time(), None if ctx.stream else waited, waited if ctx.stream else None)
     ctx.trace.served_model, ctx.trace.provider = entry.name, entry.config.provider
     return answer, record
+
+
+def skip(entry: ModelEntry) -> Attempt:
+    """A candidate not tried: its circuit is open (kept, so that the trace and the stats show it)."""
+    return Attempt(entry.name, entry.config.provider, "skipped", 503, "circuit open", 0.0)
 
 
 def whole(body: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from daemon.config.schema import Profile
 from daemon.core.confidence import from_text
 from daemon.errors import GatewayError
-from daemon.pipeline.attempts import attempt, complete, settle, usage_of, whole
+from daemon.pipeline.attempts import attempt, complete, settle, skip, usage_of, whole
 from daemon.pipeline.context import Context
 from daemon.pipeline.routing import Cascading
 from daemon.pipeline.stage import Answer, Stage
@@ -43,6 +43,7 @@ class CascadeStage(Stage):
                 continue
             tried.add(entry.name)
             if not health.allow(entry.name, time.time()):
+                ctx.attempts.append(skip(entry))
                 ctx.decide(self.name, "skipped", f"{entry.name}: circuit open")
                 continue
             try:

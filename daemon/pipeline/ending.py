@@ -95,7 +95,7 @@ class Ending:
 
 
 def _sum_attempts(ctx: Context) -> None:
-    """The trace's tokens and cost are its attempts' sums; the last attempt is the one that served."""
+    """The trace's tokens and cost are its attempts' sums; the last one tried is the one that served."""
     attempts = ctx.attempts
     if not attempts:
         return
@@ -111,7 +111,7 @@ def _sum_attempts(ctx: Context) -> None:
         trace.cached_tokens = sum(a.cached_tokens for a in attempts)
         trace.cost_usd = sum(a.cost_usd for a in attempts)
         trace.shadow_cost_usd = sum(a.shadow_cost_usd for a in attempts)
-    served = attempts[-1]
+    served = next((a for a in reversed(attempts) if a.status != "skipped"), attempts[-1])
     trace.served_model, trace.provider = served.model, served.provider
 
 

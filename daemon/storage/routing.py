@@ -38,39 +38,41 @@ def shadow_job(call: ShadowCall) -> Callable[[Any], None]:
     return job
 
 
-async def route_rows(reader: aiosqlite.Connection, since: float) -> list[dict[str, Any]]:
-    """Per route, served model and tier: calls, errors, cost, and the calls that escalated or fell
-    back (an attempt before the served one that failed or was judged unsure)."""
+async def route_rows(reader: aiosqlite.Connection, since: float, until: float) -> list[dict[str, Any]]:
+    """Per route, served model and tier: calls, errors, cost, and the calls that escalated (a cheap
+    answer judged unsure) or fell back (a candidate failed, or was skipped for its open circuit)."""
     cursor = await reader.execute(
         """
         SELECT t.route, t.served_model, t.route_tier, COUNT(*) AS calls,
                SUM(t.status != 'ok') AS errors, SUM(t.cost_usd) AS cost_usd,
                SUM(EXISTS (SELECT 1 FROM attempts a WHERE a.trace_seq = t.seq AND a.status = 'escalated'))
                  AS escalated,
-               SUM(EXISTS (SELECT 1 FROM attempts a WHERE a.trace_seq = t.seq AND a.status = 'error'))
-                 AS fell_back,
+               SUM(EXISTS (SELECT 1 FROM attempts a
+                           WHERE a.trace_seq = t.seq AND a.status IN ('error', 'skipped'))) AS fell_back,
                AVG(t.latency_ms) AS mean_latency_ms
         FROM traces t
-        WHERE t.route IS NOT NULL AND t.ts >= ?
+        WHERE t.route IS NOT NULL AND t.ts >= ? AND t.ts < ?
         GROUP BY t.route, t.served_model, t.route_tier
         ORDER BY t.route, calls DESC
         """,
-        (since,),
+        (since, until),
     )
     return [
         dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in await cursor.fetchall()
     ]
 
 
-async def route_series(reader: aiosqlite.Connection, since: float, bucket: float) -> list[dict[str, Any]]:
+async def route_series(
+    reader: aiosqlite.Connection, since: float, until: float, bucket: float
+) -> list[dict[str, Any]]:
     """Calls per time bucket, route and served model: the traffic shares over time."""
     cursor = await reader.execute(
         """
         SELECT CAST((ts - ?) / ? AS INTEGER) AS bucket, route, served_model, COUNT(*) AS calls
-        FROM traces WHERE route IS NOT NULL AND ts >= ?
+        FROM traces WHERE route IS NOT NULL AND ts >= ? AND ts < ?
         GROUP BY bucket, route, served_model ORDER BY bucket
         """,
-        (since, bucket, since),
+        (since, bucket, since, until),
     )
     return [
         {"t": since + b * bucket, "route": route, "model": model, "calls": calls}
@@ -78,7 +80,9 @@ async def route_series(reader: aiosqlite.Connection, since: float, bucket: float
     ]
 
 
-async def recent_shadows(reader: aiosqlite.Connection, since: float, limit: int) -> list[dict[str, Any]]:
+async def recent_shadows(
+    reader: aiosqlite.Connection, since: float, until: float, limit: int
+) -> list[dict[str, Any]]:
     """Shadow calls beside the answers that were served."""
     cursor = await reader.execute(
         """
@@ -88,23 +92,23 @@ async def recent_shadows(reader: aiosqlite.Connection, since: float, limit: int)
                t.served_model, t.response AS served_response, t.latency_ms AS served_latency_ms,
                t.prompt_tokens + t.completion_tokens AS served_tokens, t.cost_usd AS served_cost_usd
         FROM shadow_calls s LEFT JOIN traces t ON t.id = s.trace_id
-        WHERE s.ts >= ? ORDER BY s.id DESC LIMIT ?
+        WHERE s.ts >= ? AND s.ts < ? ORDER BY s.id DESC LIMIT ?
         """,
-        (since, limit),
+        (since, until, limit),
     )
     return [
         dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in await cursor.fetchall()
     ]
 
 
-async def shadow_totals(reader: aiosqlite.Connection, since: float) -> list[dict[str, Any]]:
+async def shadow_totals(reader: aiosqlite.Connection, since: float, until: float) -> list[dict[str, Any]]:
     cursor = await reader.execute(
         """
         SELECT route, model, COUNT(*) AS calls, SUM(status != 'ok') AS errors, SUM(cost_usd) AS cost_usd,
                AVG(latency_ms) AS mean_latency_ms
-        FROM shadow_calls WHERE ts >= ? GROUP BY route, model
+        FROM shadow_calls WHERE ts >= ? AND ts < ? GROUP BY route, model
         """,
-        (since,),
+        (since, until),
     )
     return [
         dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in await cursor.fetchall()

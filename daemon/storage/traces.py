@@ -92,6 +92,7 @@ def insert_job(trace: Trace) -> Callable[[Any], int]:
 @dataclass(frozen=True, slots=True)
 class TraceQuery:
     model: str | None = None
+    route: str | None = None
     user: str | None = None
     team: str | None = None
     status: str | None = None
@@ -113,7 +114,7 @@ def _where(
 ) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
-    for column in ("model", "user", "team", "status"):
+    for column in ("model", "route", "user", "team", "status"):
         value = getattr(query, column)
         if value:
             clauses.append(f"{column} = ?")

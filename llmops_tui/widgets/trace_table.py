@@ -64,7 +64,9 @@ def cell_text(column: str, trace: Trace, rating: fmt.Rating | None) -> str:
     if column in ("user", "team"):
         return trace.get(column) or "-"
     if column == "model":
-        return trace.get("served_model") or trace.get("requested_model") or "-"
+        model = trace.get("served_model") or trace.get("requested_model") or "-"
+        route = trace.get("route")
+        return f"{route} → {model}" if route else model
     if column == "status":
         return "ok" if trace["status"] == "ok" else str(trace.get("http_status") or "err")
     if column == "tokens":

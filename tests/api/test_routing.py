@@ -199,6 +199,14 @@ def test_a_domain_route_sends_each_domain_to_its_models(routed: DaemonProcess) -
     assert found["route_tier"] == "legal" and routing_decision(found)["reason"].startswith("domain legal")
 
 
+def test_traces_can_be_listed_by_route(routed: DaemonProcess) -> None:
+    response = ask(routed, "topic", "Is this clause legal?")
+    listed = httpx.get(routed.url + "/admin/traces", params={"route": "topic"}).json()["data"]
+    assert listed and all(t["route"] == "topic" for t in listed)
+    assert listed[0]["id"] == response.headers["x-llmops-trace-id"]
+    assert httpx.get(routed.url + "/admin/traces", params={"route": "nope"}).json()["data"] == []
+
+
 def test_models_lists_routes_beside_models(routed: DaemonProcess) -> None:
     listed = {m["id"]: m["owned_by"] for m in httpx.get(routed.url + "/v1/models").json()["data"]}
     assert listed["auto"] == "llmops:route:complexity"
@@ -243,7 +251,10 @@ def test_the_breaker_opens_half_opens_and_closes(
     before = len(flaky.requests)
     skipped = ask(routed, "flaky")
     assert served(skipped) == "mid" and len(flaky.requests) == before  # not even tried
-    assert any(d["stage"] == "breaker" for d in trace(routed, skipped)["decisions"])
+    found = trace(routed, skipped)
+    assert [(a["model"], a["status"]) for a in found["attempts"]] == [("flaky", "skipped"), ("mid", "ok")]
+    assert found["served_model"] == "mid"
+    assert any(d["stage"] == "breaker" for d in found["decisions"])
     # After the cooldown one call probes; it fails, so the circuit opens again, for longer.
     wait_until(lambda: breaker(routed, "flaky")["retry_in_s"] == 0, what="the cooldown to pass")
     assert served(ask(routed, "flaky")) == "mid" and len(flaky.requests) == before + 1

@@ -204,7 +204,8 @@ async def test_the_view_follows_calls_through_routes_live(routed_daemon: DaemonP
             return next((row for row in cells_of(screen, "#routing-routes") if row[0] == "resilient"), [])
 
         await wait_for(pilot, lambda: resilient_row()[2:3] == ["3"], "the calls to show without a key")
-        assert resilient_row()[6] == "67% (2)" and resilient_row()[7] == "fake 100%"
+        # Every call fell back: twice after an error, once past the open circuit.
+        assert resilient_row()[6] == "100% (3)" and resilient_row()[7] == "fake 100%"
         broken = next(row for row in cells_of(screen, "#routing-breakers") if row[0] == "broken")
         assert broken[2] == "✖ OPEN" and broken[5].endswith(("s", "min"))
         notes = str(screen.query_one("#routing-breaker-notes", Static).render())
