@@ -85,11 +85,14 @@ def load_rows(path: Path | str) -> Rows:
             weak.append(bool(row["weak_correct"]))
             strong.append(bool(row["strong_correct"]))
             group = row.get("subject") or row.get("group")
-            if group is None:
-                digest = hashlib.blake2b(prompts[-1].encode(), digest_size=4).digest()
-                group = f"hash-{int.from_bytes(digest, 'big') % HASH_GROUPS}"
-            groups.append(str(group))
+            groups.append(str(group) if group is not None else hash_group(prompts[-1]))
     return Rows(prompts, np.array(weak), np.array(strong), groups)
+
+
+def hash_group(prompt: str) -> str:
+    """A group for a row that has none: cross-validation then holds out prompts, not subjects."""
+    digest = hashlib.blake2b(prompt.encode(), digest_size=4).digest()
+    return f"hash-{int.from_bytes(digest, 'big') % HASH_GROUPS}"
 
 
 def group_folds(groups: list[str], folds: int, seed: int) -> np.ndarray:

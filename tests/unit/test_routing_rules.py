@@ -239,3 +239,13 @@ def test_a_scorer_file_that_cannot_be_read_keeps_the_old_profile(tmp_path) -> No
     with pytest.raises(ProfileError) as raised:
         parse_profile(text, source=str(tmp_path / "profile.yaml"))
     assert "routes.r.scorer: cannot read" in str(raised.value)
+
+
+def test_a_rating_labels_a_call_only_where_it_says_something() -> None:
+    from daemon.routing.from_traces import label
+
+    assert label(True, "stars", 5) == (True, True)  # the cheap tier did the job
+    assert label(True, "thumbs", -1) == (False, True)  # it fell short: the prompt needed more
+    assert label(True, "stars", 3) is None  # neither
+    assert label(False, "stars", 5) is None  # a dear tier's good answer: the cheap one unknown
+    assert label(False, "thumbs", -1) == (False, False)  # no tier handled it
