@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -10,6 +11,7 @@ import pytest
 
 from tests.daemon_process import DaemonProcess
 from tests.fixtures.fake_anthropic import FakeAnthropic, Reply
+from tests.fixtures.fake_openai import FakeOpenAI
 
 ANTHROPIC_KEY = "sk-ant-fake-secret"
 
@@ -98,3 +100,39 @@ def test_tool_calls(claude: tuple[DaemonProcess, FakeAnthropic]) -> None:
     assert call.function.name == "get_weather" and call.function.arguments == '{"city":"Oslo"}'
     assert completion.choices[0].finish_reason == "tool_calls"
     assert fake.requests[-1].body["tools"][0]["input_schema"]["properties"]["city"] == {"type": "string"}
+
+
+def test_a_cascade_judges_an_answer_without_logprobs_by_its_text(
+    claude: tuple[DaemonProcess, FakeAnthropic], fake_upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Anthropic gives no token probabilities: a hedging or empty answer escalates, a plain one is served."""
+    _, fake = claude
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(f"""
+models:
+  claude:
+    provider: anthropic
+    base_url: "{fake.base_url}"
+    api_key: "${{ANTHROPIC_KEY}}"
+  gpt:
+    provider: openai
+    base_url: "{fake_upstream.base_url}"
+    api_key: "${{FAKE_KEY}}"
+routes:
+  careful: {{strategy: cascade, models: [claude, gpt], min_confidence: 0.6}}
+""")
+    daemon = DaemonProcess(
+        profile=profile, db=tmp_path / "t.db", env={"ANTHROPIC_KEY": ANTHROPIC_KEY}
+    ).start()
+    try:
+        served = {}
+        for text in ("Paris is the capital of France.", "I'm not sure; it may be Lyon.", ""):
+            fake.reply = Reply.text(text)
+            completion = sdk(daemon).chat.completions.with_raw_response.create(
+                model="careful", messages=[{"role": "user", "content": "What is the capital of France?"}]
+            )
+            served[text] = completion.headers["x-llmops-model"]
+        assert served == {"Paris is the capital of France.": "claude", "I'm not sure; it may be Lyon.": "gpt",
+                          "": "gpt"}  # fmt: skip
+    finally:
+        daemon.stop()
