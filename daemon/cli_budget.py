@@ -4,11 +4,10 @@ and the `--budget 5usd/day` spec that `llmops keys create` also takes."""
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from typing import Any
 
-from daemon.cli_http import call_daemon
+from daemon.cli_http import call_daemon, fetch
 from daemon.core.budget import PERIODS, duration, money
 
 SPEC = re.compile(r"^(?P<amount>\d+(?:\.\d+)?)\s*(?P<unit>usd|\$|tokens?)\s*/\s*(?P<period>\w+)$", re.I)
@@ -70,12 +69,9 @@ def run_budget(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     params = {"subject": args.subject} if args.subject else {}
-    data = call_daemon(args, "GET", "/admin/budgets", params=params)
-    if data is None:
-        return 1
-    if args.json:
-        print(json.dumps(data, indent=2))
-        return 0
+    data = fetch(args, "/admin/budgets", params=params)
+    if isinstance(data, int):
+        return data
     if not data["enabled"]:
         print("Budgets are off: add a `budgets:` section to the profile (it may be empty: `budgets: {}`).")
         return 0

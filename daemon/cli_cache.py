@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
-from daemon.cli_http import call_daemon
+from daemon.cli_http import call_daemon, fetch
 
 
 def run_cache(args: argparse.Namespace) -> int:
@@ -39,12 +38,9 @@ def run_cache(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    data = call_daemon(args, "GET", "/admin/cache", params={"window": args.window})
-    if data is None:
-        return 1
-    if args.json:
-        print(json.dumps(data, indent=2))
-        return 0
+    data = fetch(args, "/admin/cache", params={"window": args.window})
+    if isinstance(data, int):
+        return data
     if not data["enabled"]:
         print("The cache is off: add a `cache:` section to the profile.")
     rate = f"{data['hit_rate']:.0%}" if data["hit_rate"] is not None else "-"

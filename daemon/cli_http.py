@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -25,3 +26,15 @@ def call_daemon(args: argparse.Namespace, method: str, path: str, **kwargs: Any)
         print(f"llmops: {response.status_code}: {body.get('error', {}).get('message')}", file=sys.stderr)
         return None
     return body
+
+
+def fetch(args: argparse.Namespace, path: str, **kwargs: Any) -> dict[str, Any] | int:
+    """GET `path` for a command to show: its JSON, or the exit code once it is printed as is
+    (`--json`) or its failure is."""
+    data = call_daemon(args, "GET", path, **kwargs)
+    if data is None:
+        return 1
+    if getattr(args, "json", False):
+        print(json.dumps(data, indent=2))
+        return 0
+    return data

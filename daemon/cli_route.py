@@ -5,14 +5,13 @@ daemon's routing statistics through /admin/routing."""
 from __future__ import annotations
 
 import argparse
-import json
 import sqlite3
 import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from daemon.cli_http import call_daemon
+from daemon.cli_http import fetch
 from daemon.settings import default_db_path, default_profile_path
 
 MIN_RATED = 30  # rated calls below which a fit from traces would learn noise
@@ -73,12 +72,9 @@ def _rated_rows(args: argparse.Namespace) -> Any:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    data = call_daemon(args, "GET", "/admin/routing", params={"window": args.window})
-    if data is None:
-        return 1
-    if args.json:
-        print(json.dumps(data, indent=2))
-        return 0
+    data = fetch(args, "/admin/routing", params={"window": args.window})
+    if isinstance(data, int):
+        return data
     if not data["routes"]:
         print("No routes: add a `routes:` section to the profile.")
     for route in data["routes"]:

@@ -5,6 +5,7 @@ and live latencies, and the latest shadow calls beside the answers served (c or 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from rich.console import Group
@@ -157,14 +158,9 @@ class RoutingScreen(WindowedScreen):
         palette, order = self._palette(), cells.model_order(self.routes)
         rows = [cells.route_cells(route, palette, order) for route in self.routes]
         kept, widths = cells.fit_columns(cells.ROUTE_COLUMNS, rows, self._room(), {7}, (3, 1), 24)
-        table.clear(columns=True)
-        for n, index in enumerate(kept):
-            right = index in (2, 3, 4, 5, 6)
-            table.add_column(Text(cells.ROUTE_COLUMNS[index], justify="right" if right else "left"),
-                             width=widths[n])  # fmt: skip
-        for route, row in zip(self.routes, rows, strict=True):
-            table.add_row(*[row[i] for i in kept], key=route["name"])
-        fit_height(table)
+        _refill(
+            table, cells.ROUTE_COLUMNS, rows, kept, widths, {2, 3, 4, 5, 6}, [r["name"] for r in self.routes]
+        )
         names = [r["name"] for r in self.routes]
         if self.selected_route in names:
             table.move_cursor(row=names.index(self.selected_route), animate=False)
@@ -196,14 +192,7 @@ class RoutingScreen(WindowedScreen):
         rows = [cells.breaker_cells(b, palette, elapsed) for b in breakers]
         kept, widths = cells.fit_columns(cells.BREAKER_COLUMNS, rows, self._room(), set(), (1, 4))
         cursor = table.cursor_row
-        table.clear(columns=True)
-        for n, index in enumerate(kept):
-            right = index in (3, 4, 5, 6, 7, 8)
-            table.add_column(Text(cells.BREAKER_COLUMNS[index], justify="right" if right else "left"),
-                             width=widths[n])  # fmt: skip
-        for row in rows:
-            table.add_row(*[row[i] for i in kept])
-        fit_height(table)
+        _refill(table, cells.BREAKER_COLUMNS, rows, kept, widths, {3, 4, 5, 6, 7, 8})
         if 0 <= cursor < len(rows):
             table.move_cursor(row=cursor, animate=False)
         notes = cells.breaker_notes(breakers)
@@ -229,14 +218,7 @@ class RoutingScreen(WindowedScreen):
         rows = [cells.shadow_cells(s, palette, order) for s in self.shadows]
         kept, widths = cells.fit_columns(cells.SHADOW_COLUMNS, rows, self._room(), {3, 7}, (1, 0, 5, 9), 20)
         cursor = table.cursor_row
-        table.clear(columns=True)
-        for n, index in enumerate(kept):
-            right = index in (4, 5, 8, 9)
-            table.add_column(Text(cells.SHADOW_COLUMNS[index], justify="right" if right else "left"),
-                             width=widths[n])  # fmt: skip
-        for row in rows:
-            table.add_row(*[row[i] for i in kept])
-        fit_height(table)
+        _refill(table, cells.SHADOW_COLUMNS, rows, kept, widths, {4, 5, 8, 9})
         if 0 <= cursor < len(rows):
             table.move_cursor(row=cursor, animate=False)
         self.refresh_bindings()
@@ -287,3 +269,17 @@ def fit_height(table: DataTable[Any]) -> None:
     """As tall as its header and rows (up to the CSS max-height, then it scrolls): a DataTable of
     `height: auto` filled after the first layout keeps a height of 0 inside a scrolling container."""
     table.styles.height = table.row_count + 1
+
+
+def _refill(
+    table: DataTable[Any], columns: Sequence[str], rows: Sequence[Sequence[Any]], kept: Sequence[int],
+    widths: Sequence[int], right: set[int], keys: Sequence[str] | None = None,
+) -> None:  # fmt: skip
+    """The table anew with the `kept` columns of `rows` (numbers right-aligned), as tall as its rows."""
+    table.clear(columns=True)
+    for n, index in enumerate(kept):
+        header = Text(columns[index], justify="right" if index in right else "left")
+        table.add_column(header, width=widths[n])
+    for n, row in enumerate(rows):
+        table.add_row(*[row[i] for i in kept], key=keys[n] if keys is not None else None)
+    fit_height(table)

@@ -17,6 +17,7 @@ from tests.daemon_process import DaemonProcess
 from tests.fixtures.fake_openai import FakeOpenAI
 from tests.tui.conftest import live_profile, wait_for
 from tests.tui.recorded_budgets import BUDGETS_ANSWER
+from tests.tui.shapes import shape
 
 SIZE = (120, 40)
 LIMITS = """
@@ -122,15 +123,6 @@ async def test_refused_calls_show_up_live(budgeted_daemon: DaemonProcess) -> Non
             "the refusals in the chart",
         )
         assert "user carol 2 req/min" in str(screen.query_one("#budgets-limits").render())
-
-
-def shape(value: Any) -> Any:
-    """Keys all the way down (the first item of a list stands for all): what the view relies on."""
-    if isinstance(value, dict):
-        return {key: shape(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [shape(value[0])] if value else []
-    return None
 
 
 def test_the_recorded_answer_has_the_shape_of_a_real_one(budgeted_daemon: DaemonProcess) -> None:

@@ -22,6 +22,7 @@ from tests.daemon_process import DaemonProcess
 from tests.fixtures.fake_openai import FakeOpenAI, free_port
 from tests.tui.conftest import live_profile, wait_for
 from tests.tui.recorded_routing import ROUTING_ANSWER
+from tests.tui.shapes import shape
 
 PALETTE = cells.Palette(("blue", "green", "yellow"), "green", "yellow", "red", "dim")
 SIZE = (120, 40)
@@ -225,15 +226,6 @@ async def test_the_view_follows_calls_through_routes_live(routed_daemon: DaemonP
         assert shown.count("Echo: What is the capital of France?") == 2, "served and shadow answers in full"
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen, "the dialog to close")
-
-
-def shape(value: Any) -> Any:
-    """Keys all the way down (the first item of a list stands for all): what the view relies on."""
-    if isinstance(value, dict):
-        return {key: shape(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [shape(value[0])] if value else []
-    return None
 
 
 def test_the_recorded_answer_has_the_shape_of_a_real_one(routed_daemon: DaemonProcess) -> None:
