@@ -18,11 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from daemon import __version__, tokens
-from daemon.api import admin, budgets, cache, events, openai, routing, spend
+from daemon.api import admin, budgets, cache, events, openai, prompts, routing, spend
 from daemon.api.common import JSON
 from daemon.api.hot import FastPath
 from daemon.config.schema import Profile
-from daemon.config.watcher import watch_profile
+from daemon.config.watcher import watch_folder, watch_profile
 from daemon.errors import GatewayError, MethodNotAllowed, NotFound, internal_error
 from daemon.pipeline.order import STAGES
 from daemon.pipeline.stage import StageFactory
@@ -87,6 +87,8 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
         saved = await asyncio.to_thread(_load_cache, settings.db_path)
         services = Services(settings, profile, writer, reader, auth_reader, stages, cache_reader, saved)
         await services.forget_old_embedders()
+        await services.prompts.load()
+        await services.sync_prompts()
         await services.budget_limits.check_in()  # and release what a crashed daemon had reserved
         # Budgets and rate limits count tokens: load tiktoken's table (~0.3 s) while serving starts.
         warm = (
@@ -101,6 +103,12 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
         watcher = (
             asyncio.create_task(watch_profile(settings.profile_path, services.reload_profile, stop))
             if settings.watch_profile
+            else None
+        )
+        folder = services.prompt_folder()
+        prompt_watcher = (
+            asyncio.create_task(watch_folder(folder, services.sync_prompts, stop))
+            if settings.watch_profile and folder is not None
             else None
         )
         cache_saver = asyncio.create_task(services.keep_saving_cache(stop))
@@ -121,6 +129,8 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
                 await warm
             if watcher is not None:
                 await watcher
+            if prompt_watcher is not None:
+                await prompt_watcher
             await cache_saver
             await checker
             await services.drain()
@@ -140,6 +150,7 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
             *cache.routes,
             *budgets.routes,
             *routing.routes,
+            *prompts.routes,
         ],
         lifespan=lifespan,
         exception_handlers={

@@ -295,11 +295,13 @@ def add_commands(sub: Any) -> None:
     models.set_defaults(func=_models)
 
     from daemon.cli_cache import add_cache_commands
+    from daemon.cli_prompt import add_prompt_commands
     from daemon.cli_route import add_route_commands
 
     add_cache_commands(sub, add_key_options, url_default)
     add_budget_commands(sub, add_key_options, url_default)
     add_route_commands(sub, add_key_options, url_default)
+    add_prompt_commands(sub, add_key_options, url_default)
 
     status = sub.add_parser("status", help="daemon health, profile, models")
     status.add_argument("--url", default=url_default)

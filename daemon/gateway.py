@@ -111,7 +111,7 @@ class Gateway:
             if answer is not None:
                 return await self._answered(ctx, stage, answer)
         if not ctx.candidates:
-            raise runtime.unknown_model(body.get("model"))
+            raise runtime.unknown_model(ctx.body.get("model"))
         # Recorded after the input stages ran: a redacting stage acts before anything is stored.
         trace.request = request_record(ctx.endpoint, ctx.body, runtime.profile.traces.max_text_chars)
         if ctx.stream:

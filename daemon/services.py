@@ -10,6 +10,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -28,6 +29,7 @@ from daemon.gateway import Gateway
 from daemon.pipeline.ending import Ending
 from daemon.pipeline.rate_limits import Buckets
 from daemon.pipeline.stage import StageFactory
+from daemon.prompts.book import PromptBook, folder_of
 from daemon.runtime import ModelEntry, Runtime, Runtimes, build_runtime, start_eager
 from daemon.settings import Settings
 from daemon.storage.cache import SavedCache, drop_vector_tables_except, save_job
@@ -61,6 +63,7 @@ class Services:
         self.budget_limits = BudgetLimits(reader, writer)  # the limits set through the API; our owner id
         self.rate_buckets: Buckets = {}  # the rate limits' state, kept across reloads
         self.shadow_tasks: set[asyncio.Task[None]] = set()  # routes' shadow calls still running
+        self.prompts = PromptBook(reader, writer)  # the prompt registry (loaded in the lifespan)
         self.stages = tuple(stages)
         self.runtimes = Runtimes(
             self._watched(build_runtime(profile, settings.profile_path, None, self.stages, self))
@@ -95,6 +98,7 @@ class Services:
         self.profile_error = None
         self.reloads += 1
         await self.forget_old_embedders()
+        await self.sync_prompts()
         await start_eager(new)
         log.info("profile %s reloaded from %s (%d models)", profile.name, path, len(profile.models))
         self.bus.publish("profile", {"ok": True, "name": profile.name})
@@ -133,12 +137,26 @@ class Services:
             "models": [model_state(entry) for entry in runtime.models.values()],
             "routes": route_states(runtime.profile),
             "breakers": breaker_states(runtime, time.time()),
+            "prompts": {
+                "folder": str(self.prompt_folder()),
+                "count": len(self.prompts.registry.versions),
+                "errors": self.prompts.errors,
+            },
             "database": str(self.settings.db_path),
             "writer_commits": self.writer.commits,
             "writer_alive": self.writer.alive,
             "writer_pending": self.writer.pending,
             "event_subscribers": self.bus.subscribers,
         }
+
+    def prompt_folder(self) -> Path | None:
+        return folder_of(self.settings.profile_path, self.profile.prompts)
+
+    async def sync_prompts(self) -> None:
+        """The prompt folder's files into the registry (new versions for edited files)."""
+        folder = self.prompt_folder()
+        if folder is not None:
+            await self.prompts.sync_folder(folder)
 
     async def save_cache(self) -> None:
         """Write the cache index's changes since the last save (it is written behind)."""

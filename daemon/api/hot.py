@@ -34,6 +34,7 @@ from daemon.errors import GatewayError, internal_error
 from daemon.gateway import Reply, StreamReply
 from daemon.pipeline.context import Endpoint
 from daemon.pipeline.relay import DONE
+from daemon.prompts import reference
 from daemon.services import Services
 
 log = logging.getLogger("llmops")
@@ -95,6 +96,9 @@ class HotRoute:
         limit = services.profile.server.max_body_bytes
         try:
             body = await read_body_json(receive, headers.get(b"content-length"), limit)
+            named = headers.get(reference.HEADER)
+            if named is not None and isinstance(body, dict) and "prompt" not in body:
+                body["prompt"] = reference.from_header(named)
             return principal, self.validate(body)
         except GatewayError as exc:
             await services.gateway.refuse(self.endpoint, principal, exc, started)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from daemon.errors import InvalidRequest
+from daemon.prompts import reference
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -74,7 +75,12 @@ def validate_chat(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     _model(body)
-    _messages(body)
+    if "prompt" in body:  # its messages come first; the call's own are optional
+        reference.check(body["prompt"])
+        if body.get("messages") not in (None, []):
+            _messages(body)
+    else:
+        _messages(body)
     _boolean(body, "stream")
     _number(body, "temperature", 0, 2)
     _number(body, "top_p", 0, 1)

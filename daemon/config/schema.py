@@ -208,6 +208,10 @@ class Profile(Strict):
     rate_limits: RateLimitsConfig | None = None
     caps: CapsConfig | None = None
     routes: dict[str, RouteConfig] = Field(default={}, description="virtual model names that route")
+    prompts: str | None = Field(
+        default=None,
+        description="the prompt folder (YAML files, hot-reloaded); default: prompts/ beside the profile",
+    )
     circuit_breaker: CircuitBreakerConfig | None = None
 
     @model_validator(mode="after")

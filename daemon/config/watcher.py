@@ -24,3 +24,22 @@ async def watch_profile(path: Path, on_change: Callable[[], Awaitable[None]], st
             await on_change()
         except Exception:
             log.exception("profile reload failed")
+
+
+async def watch_folder(folder: Path, on_change: Callable[[], Awaitable[None]], stop: asyncio.Event) -> None:
+    """Call `on_change` after changes to the YAML files of `folder` (the prompt folder), which may
+    not exist yet: its parent is watched until it does."""
+    target = folder.resolve()
+
+    def concerns_folder(_change: object, changed: str) -> bool:
+        path = Path(changed).resolve()
+        return path == target or (path.parent == target and path.suffix in (".yaml", ".yml"))
+
+    watched = target if target.is_dir() else target.parent
+    if not watched.is_dir():
+        return
+    async for _changes in awatch(watched, watch_filter=concerns_folder, stop_event=stop, debounce=200):
+        try:
+            await on_change()
+        except Exception:
+            log.exception("prompt folder reload failed")

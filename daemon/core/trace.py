@@ -46,6 +46,7 @@ class Trace:
     route_tier: str | None = None  # the tier (or domain) a route chose
     prompt_name: str | None = None
     prompt_version: int | None = None
+    prompt_label: str | None = None  # the label the call asked for (or `latest`), when it named none: None
     experiment: str | None = None
     arm: str | None = None
     saved_usd: float = 0.0  # what a stage avoided spending (a cache hit: the original call's cost)

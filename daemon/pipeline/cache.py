@@ -73,8 +73,9 @@ class CacheStage(Stage):
         if ctx.endpoint != "chat":
             return None
         model = ctx.body.get("model") or ctx.runtime.profile.default_model
-        if not model or model not in ctx.runtime.models or not self._caches(model):
-            return None  # not a cached model: the cache says nothing
+        known = model in ctx.runtime.models or model in ctx.runtime.profile.routes
+        if not model or not known or not self._caches(model):
+            return None  # not a cached model or route: the cache says nothing
         control = control_of(ctx.request_headers)
         reason = "x-llmops-cache: bypass" if control.bypass else None
         reason = reason or skip_reason(ctx.body, self.config.skip, self.config.max_temperature)
@@ -82,6 +83,9 @@ class CacheStage(Stage):
             self._say(ctx, "bypass", reason)
             return None
         space = namespace(self.config.scope, ctx.principal, model)
+        prompt = ctx.state.get("prompt")
+        if prompt is not None:  # a prompt's version shares answers with no other version
+            space += f"|prompt:{prompt.name}@{prompt.version}"
         pending = _Pending(exact_key(space, ctx.body), space, model, question_of(ctx.body), control.store)
         ctx.state[self.name] = pending
         entry, why = self._lookup(ctx, pending.key, control.read)

@@ -10,12 +10,14 @@ the call.
 
 from __future__ import annotations
 
-from daemon.pipeline import budgets, cache, caps, cascade, rate_limits, routing, shadow
+from daemon.pipeline import budgets, cache, caps, cascade, prompts, rate_limits, routing, shadow
 from daemon.pipeline.stage import StageFactory
 
-# Caps come first: the rate limits, the cache key and a budget's worst case see the capped call.
+# A prompt is rendered first: everything after sees the call as it will be sent. Caps come next:
+# the rate limits, the cache key and a budget's worst case see the capped call.
 # Routing names the candidates that budgets reserve for; a cascade's cheap answers come after the
 # reservation, and a shadow's copy after the call.
 STAGES: tuple[StageFactory, ...] = (
-    caps.build, rate_limits.build, cache.build, routing.build, budgets.build, cascade.build, shadow.build,
+    prompts.build, caps.build, rate_limits.build, cache.build, routing.build, budgets.build, cascade.build,
+    shadow.build,
 )  # fmt: skip

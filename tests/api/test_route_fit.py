@@ -28,7 +28,20 @@ routes:
 def synthetic(path: Path, rows: int = 600) -> None:
     """Prompts judging several statements at once need the strong model; plain questions do not."""
     rng = random.Random(7)
-    words = ["river", "cell", "market", "law", "music", "engine", "poem", "tax", "planet", "virus", "court", "code"]
+    words = [
+        "river",
+        "cell",
+        "market",
+        "law",
+        "music",
+        "engine",
+        "poem",
+        "tax",
+        "planet",
+        "virus",
+        "court",
+        "code",
+    ]
     with path.open("w") as out:
         for i in range(rows):
             topic = " ".join(rng.sample(words, 4))

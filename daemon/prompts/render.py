@@ -1,0 +1,62 @@
+"""Rendering a prompt's messages with Jinja2's sandbox: a template can never run code, read files or
+reach Python internals (`{{ ''.__class__.__mro__ }}` fails), and a variable it names but the call
+does not give is an error, as is one the call gives that it never names.
+
+A version's templates are compiled once (the registry keeps them), so a call only renders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from daemon.prompts.spec import PromptSpec, SpecError
+
+# Immutable: a template cannot change a list or dict it was given either.
+_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+class RenderError(ValueError):
+    """The call's variables do not fit the template, or the template broke the sandbox's rules."""
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    messages: tuple[tuple[str, Any], ...]  # (role, jinja Template)
+    variables: frozenset[str]  # every variable the templates name
+
+    def render(self, variables: Mapping[str, Any]) -> list[dict[str, str]]:
+        given = set(variables)
+        missing, extra = self.variables - given, given - self.variables
+        if missing:
+            raise RenderError(f"missing variable(s): {', '.join(sorted(missing))}")
+        if extra:
+            known = ", ".join(sorted(self.variables)) or "none"
+            raise RenderError(f"unknown variable(s): {', '.join(sorted(extra))} (the template uses {known})")
+        try:
+            return [{"role": role, "content": template.render(variables)} for role, template in self.messages]
+        except SecurityError:
+            raise RenderError("the template tried to reach something the sandbox forbids") from None
+        except UndefinedError as exc:  # an attribute or key the given value lacks
+            raise RenderError(f"the template reads what a variable does not have: {exc.message}") from None
+        except Exception as exc:  # a filter given a value it cannot take, a division by zero...
+            raise RenderError(f"rendering failed: {type(exc).__name__}") from None
+
+
+def compile_spec(spec: PromptSpec) -> Compiled:
+    """SpecError if a template is not valid Jinja."""
+    templates, names = [], set()
+    for index, (role, text) in enumerate(spec.messages):
+        try:
+            names |= meta.find_undeclared_variables(_ENV.parse(text))
+            templates.append((role, _ENV.from_string(text)))
+        except TemplateSyntaxError as exc:
+            raise SpecError(
+                f"{spec.name}: messages[{index}]: template error on line {exc.lineno}: {exc.message}"
+            ) from None
+    return Compiled(tuple(templates), frozenset(names))
