@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from daemon import __version__, tokens
-from daemon.api import admin, budgets, cache, events, openai, prompts, routing, spend
+from daemon.api import admin, budgets, cache, events, experiments, openai, prompts, routing, spend
 from daemon.api.common import JSON
 from daemon.api.hot import FastPath
 from daemon.config.schema import Profile
@@ -88,6 +88,7 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
         services = Services(settings, profile, writer, reader, auth_reader, stages, cache_reader, saved)
         await services.forget_old_embedders()
         await services.prompts.load()
+        await services.experiments.load()
         await services.sync_prompts()
         await services.budget_limits.check_in()  # and release what a crashed daemon had reserved
         # Budgets and rate limits count tokens: load tiktoken's table (~0.3 s) while serving starts.
@@ -151,6 +152,7 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
             *budgets.routes,
             *routing.routes,
             *prompts.routes,
+            *experiments.routes,
         ],
         lifespan=lifespan,
         exception_handlers={

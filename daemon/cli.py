@@ -295,6 +295,7 @@ def add_commands(sub: Any) -> None:
     models.set_defaults(func=_models)
 
     from daemon.cli_cache import add_cache_commands
+    from daemon.cli_experiment import add_experiment_commands
     from daemon.cli_prompt import add_prompt_commands
     from daemon.cli_route import add_route_commands
 
@@ -302,6 +303,7 @@ def add_commands(sub: Any) -> None:
     add_budget_commands(sub, add_key_options, url_default)
     add_route_commands(sub, add_key_options, url_default)
     add_prompt_commands(sub, add_key_options, url_default)
+    add_experiment_commands(sub, add_key_options, url_default)
 
     status = sub.add_parser("status", help="daemon health, profile, models")
     status.add_argument("--url", default=url_default)

@@ -25,9 +25,11 @@ from daemon.cache.verify import Verifier
 from daemon.config.loader import ProfileError, load_profile
 from daemon.config.schema import Profile
 from daemon.events import EventBus
+from daemon.experiments.book import ExperimentBook
 from daemon.gateway import Gateway
 from daemon.pipeline.ending import Ending
 from daemon.pipeline.rate_limits import Buckets
+from daemon.pipeline.shadow import Shadows
 from daemon.pipeline.stage import StageFactory
 from daemon.prompts.book import PromptBook, folder_of
 from daemon.runtime import ModelEntry, Runtime, Runtimes, build_runtime, start_eager
@@ -62,8 +64,9 @@ class Services:
         self._verifier: Verifier | None = None
         self.budget_limits = BudgetLimits(reader, writer)  # the limits set through the API; our owner id
         self.rate_buckets: Buckets = {}  # the rate limits' state, kept across reloads
-        self.shadow_tasks: set[asyncio.Task[None]] = set()  # routes' shadow calls still running
+        self.shadows = Shadows(writer)  # shadow copies still running (routes', experiments')
         self.prompts = PromptBook(reader, writer)  # the prompt registry (loaded in the lifespan)
+        self.experiments = ExperimentBook(reader, writer)  # loaded in the lifespan too
         self.stages = tuple(stages)
         self.runtimes = Runtimes(
             self._watched(build_runtime(profile, settings.profile_path, None, self.stages, self))
@@ -194,9 +197,7 @@ class Services:
     async def drain(self) -> None:
         """At shutdown, once connections have closed: stop the shadow calls (a copy no one waits
         for), close every provider, save the cache."""
-        for task in list(self.shadow_tasks):
-            task.cancel()
-        await asyncio.gather(*self.shadow_tasks, return_exceptions=True)
+        await self.shadows.stop()
         await self.runtimes.close()
         await self.save_cache()
         await self.budget_limits.check_out()

@@ -1,7 +1,8 @@
-"""The shadow stage: once a route's call has been answered, a copy goes to the route's shadow
-model in the background. Its answer, cost and latency are recorded beside the served one
-(`shadow_calls`); it is never returned, never charged to a budget, and never slows the client: it
-starts after the served call ended, at background priority on a local model.
+"""Shadow copies: once a call has been answered, the same call goes to another model (a route's
+`shadow:`) or another prompt version (an experiment's arm in `shadow`) in the background. Its
+answer, cost and latency are recorded beside the served one (`shadow_calls`); it is never
+returned, never charged to a budget, and never slows the client: it starts after the served call
+ended, at background priority on a local model.
 """
 
 from __future__ import annotations
@@ -31,30 +32,34 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class ShadowStage(Stage):
-    name = "shadow"
+class Shadows:
+    """Runs shadow copies and records them; the daemon's one set of them outlives calls and reloads."""
 
-    def __init__(self, writer: Writer, tasks: set[asyncio.Task[None]]) -> None:
+    def __init__(self, writer: Writer) -> None:
         self.writer = writer
-        self.tasks = tasks  # the daemon's: a shadow outlives the call and a reload
+        self.tasks: set[asyncio.Task[None]] = set()
 
-    def after(self, ctx: Context, outcome: Outcome) -> None:
-        shadow: Shadowing | None = ctx.state.get("shadow")
-        if shadow is None or outcome.status != "ok":
-            return
-        entry = ctx.runtime.models[shadow.model]
-        body = whole(ctx.body)
-        ctx.runtime.pin()  # its provider stays open until the shadow is done, whatever reloads
+    def copy(
+        self, ctx: Context, entry: ModelEntry, body: dict[str, Any], route: str,
+        experiment: str | None = None, arm: str | None = None,
+    ) -> None:  # fmt: skip
+        """Send `body` to `entry` once this call is over (its runtime pinned until the copy is done)."""
+        ctx.runtime.pin()
         task = asyncio.get_running_loop().create_task(
-            self._shadow(ctx.runtime, entry, body, ctx.trace.id, shadow.route)
+            self._run(ctx.runtime, entry, whole(body), ctx.trace.id, route, experiment, arm)
         )
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-        ctx.decide(self.name, shadow.model, "a copy goes to the shadow model once this call has ended")
 
-    async def _shadow(
-        self, runtime: Runtime, entry: ModelEntry, body: dict[str, Any], trace_id: str, route: str
-    ) -> None:
+    async def stop(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _run(
+        self, runtime: Runtime, entry: ModelEntry, body: dict[str, Any], trace_id: str, route: str,
+        experiment: str | None, arm: str | None,
+    ) -> None:  # fmt: skip
         started, ts = time.perf_counter(), time.time()
         status, error, text, usage = "ok", None, None, None
         try:
@@ -63,7 +68,7 @@ class ShadowStage(Stage):
             text, usage = completion.text, completion.usage
         except GatewayError as exc:
             status, error = "error", exc.message
-        except asyncio.CancelledError:  # the daemon is stopping: the shadow is not recorded
+        except asyncio.CancelledError:  # the daemon is stopping: the copy is not recorded
             runtime.unpin()
             raise
         except Exception as exc:
@@ -75,7 +80,7 @@ class ShadowStage(Stage):
         record = ShadowCall(
             trace_id, ts, route, entry.name, status, error, truncate(text, limit) if text else None, latency,
             usage.prompt_tokens if usage else 0, usage.completion_tokens if usage else 0,
-            cost_usd(usage, entry.price) if usage else 0.0,
+            cost_usd(usage, entry.price) if usage else 0.0, experiment, arm,
         )  # fmt: skip
         try:
             await self.writer.run(shadow_job(record))
@@ -83,7 +88,23 @@ class ShadowStage(Stage):
             log.exception("recording the shadow call of %s failed", trace_id)
 
 
+class ShadowStage(Stage):
+    """A route's shadow: the routing stage marked the call; this copies it once answered."""
+
+    name = "shadow"
+
+    def __init__(self, shadows: Shadows) -> None:
+        self.shadows = shadows
+
+    def after(self, ctx: Context, outcome: Outcome) -> None:
+        shadow: Shadowing | None = ctx.state.get("shadow")
+        if shadow is None or outcome.status != "ok":
+            return
+        self.shadows.copy(ctx, ctx.runtime.models[shadow.model], ctx.body, shadow.route)
+        ctx.decide(self.name, shadow.model, "a copy goes to the shadow model once this call has ended")
+
+
 def build(profile: Profile, services: Services, models: Mapping[str, ModelEntry]) -> Stage | None:
     if not any(route.shadow for route in profile.routes.values()):
         return None
-    return ShadowStage(services.writer, services.shadow_tasks)
+    return ShadowStage(services.shadows)

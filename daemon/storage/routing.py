@@ -22,16 +22,20 @@ class ShadowCall:
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+    experiment: str | None = None  # an experiment's arm, not a route's shadow
+    arm: str | None = None
 
 
 def shadow_job(call: ShadowCall) -> Callable[[Any], None]:
     def job(conn: Any) -> None:
         conn.execute(
             "INSERT INTO shadow_calls (trace_id, ts, route, model, status, error, response, latency_ms,"
-            " prompt_tokens, completion_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " prompt_tokens, completion_tokens, cost_usd, experiment, arm)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 call.trace_id, call.ts, call.route, call.model, call.status, call.error, call.response,
-                call.latency_ms, call.prompt_tokens, call.completion_tokens, call.cost_usd,
+                call.latency_ms, call.prompt_tokens, call.completion_tokens, call.cost_usd, call.experiment,
+                call.arm,
             ),
         )  # fmt: skip
 
@@ -92,7 +96,7 @@ async def recent_shadows(
                t.served_model, t.response AS served_response, t.latency_ms AS served_latency_ms,
                t.prompt_tokens + t.completion_tokens AS served_tokens, t.cost_usd AS served_cost_usd
         FROM shadow_calls s LEFT JOIN traces t ON t.id = s.trace_id
-        WHERE s.ts >= ? AND s.ts < ? ORDER BY s.id DESC LIMIT ?
+        WHERE s.ts >= ? AND s.ts < ? AND s.experiment IS NULL ORDER BY s.id DESC LIMIT ?
         """,
         (since, until, limit),
     )
@@ -106,7 +110,7 @@ async def shadow_totals(reader: aiosqlite.Connection, since: float, until: float
         """
         SELECT route, model, COUNT(*) AS calls, SUM(status != 'ok') AS errors, SUM(cost_usd) AS cost_usd,
                AVG(latency_ms) AS mean_latency_ms
-        FROM shadow_calls WHERE ts >= ? AND ts < ? GROUP BY route, model
+        FROM shadow_calls WHERE ts >= ? AND ts < ? AND experiment IS NULL GROUP BY route, model
         """,
         (since, until),
     )

@@ -1,0 +1,1 @@
+"""Prompt experiments: the book of experiments a daemon runs, and their per-arm statistics."""

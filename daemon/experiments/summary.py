@@ -1,0 +1,195 @@
+"""An experiment's results: per arm, its calls, ratings, thumbs, latency, tokens, cost, errors and
+cache hits; each other arm against the control on every metric (daemon/core/stats.py: the test
+that suits the metric, with the always-valid p-value that decisions use); the winner on the
+experiment's metric; and the metric over time per arm. Pure: it reads the rows the database gave,
+one a call, oldest first (storage/experiments.py `calls_sql`).
+
+Each metric is a `Metric`: where its values come from, which way is better, and which test suits
+it. A new score (a judge's, once LLM-as-judge lands) is one more entry in METRICS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from daemon.core import stats
+from daemon.core.experiment import Experiment
+
+Floats = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Calls:
+    """The experiment's calls as columns, oldest first."""
+
+    arm: npt.NDArray[np.str_]
+    ts: Floats
+    ok: Floats  # 1 answered, 0 failed
+    latency_ms: Floats
+    cost_usd: Floats
+    tokens: Floats
+    cache_hit: Floats
+    stars: Floats  # the latest star rating, NaN where none
+    thumbs: Floats  # 1 up, 0 down, NaN where none
+
+    @classmethod
+    def of(cls, rows: Sequence[Sequence[Any]]) -> Calls:
+        if not rows:
+            empty = np.zeros(0)
+            return cls(np.zeros(0, dtype=str), empty, empty, empty, empty, empty, empty, empty, empty)
+        arm, ts, ok, latency, cost, tokens, hit, kind, score = zip(*rows, strict=True)
+        kinds = np.array(kind, dtype=object)
+        scores = np.array([np.nan if s is None else s for s in score], dtype=np.float64)
+        return cls(
+            np.array(arm, dtype=str), np.array(ts, dtype=np.float64), np.array(ok, dtype=np.float64),
+            np.array([np.nan if v is None else v for v in latency], dtype=np.float64),
+            np.array(cost, dtype=np.float64), np.array(tokens, dtype=np.float64),
+            np.array([bool(h) for h in hit], dtype=np.float64),
+            np.where(kinds == "stars", scores, np.nan),
+            np.where(kinds == "thumbs", (scores > 0) * 1.0, np.nan),
+        )  # fmt: skip
+
+
+Kind = Literal["mean", "proportion", "skewed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    label: str
+    kind: Kind
+    values: Callable[[Calls], Floats]  # one value a call, NaN where the call has none
+    higher_is_better: bool
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("rating", "mean rating (1-5 stars)", "mean", lambda c: c.stars, True),
+        Metric("thumbs_up", "thumbs-up rate", "proportion", lambda c: c.thumbs, True),
+        Metric("error_rate", "error rate", "proportion", lambda c: 1.0 - c.ok, False),
+        Metric(
+            "cost", "cost per call (USD)", "skewed", lambda c: np.where(c.ok > 0, c.cost_usd, np.nan), False
+        ),
+        Metric(
+            "latency", "latency (ms)", "skewed", lambda c: np.where(c.ok > 0, c.latency_ms, np.nan), False
+        ),
+        Metric("cache_hit", "cache hit rate", "proportion", lambda c: c.cache_hit, True),
+    )
+}
+
+
+def arm_figures(calls: Calls, mask: npt.NDArray[np.bool_]) -> dict[str, Any]:
+    """One arm's plain figures."""
+    n = int(mask.sum())
+    ok = mask & (calls.ok > 0)
+    latency = calls.latency_ms[ok]
+    stars, thumbs = calls.stars[mask], calls.thumbs[mask]
+    rated, thumbed = stars[~np.isnan(stars)], thumbs[~np.isnan(thumbs)]
+    return {
+        "calls": n,
+        "errors": int(n - ok.sum()),
+        "ratings": int(rated.size), "mean_rating": _mean(rated),
+        "thumbs": int(thumbed.size), "thumbs_up_rate": _mean(thumbed),
+        "latency_p50_ms": _quantile(latency, 0.5), "latency_p95_ms": _quantile(latency, 0.95),
+        "tokens_per_call": _mean(calls.tokens[mask]), "cost_per_call_usd": _mean(calls.cost_usd[mask]),
+        "cost_usd": float(calls.cost_usd[mask].sum()),
+        "error_rate": float(1 - ok.sum() / n) if n else None, "cache_hit_rate": _mean(calls.cache_hit[mask]),
+    }  # fmt: skip
+
+
+def compare(
+    calls: Calls, control: str, arm: str, metric: Metric, min_sample: int, alpha: float
+) -> dict[str, Any]:
+    """`arm` against `control` on `metric` (a is the control, b the arm), in arrival order."""
+    values = metric.values(calls)
+    keep = np.isin(calls.arm, (control, arm)) & ~np.isnan(values)
+    x, is_b = values[keep], calls.arm[keep] == arm
+    a, b = x[~is_b], x[is_b]
+    name, better = metric.name, metric.higher_is_better
+    if metric.kind == "mean":
+        result = stats.compare_means(
+            a, b, metric=name, min_sample=min_sample, alpha=alpha, higher_is_better=better, arrival=is_b
+        )
+    elif metric.kind == "skewed":
+        result = stats.compare_skewed(
+            a, b, metric=name, min_sample=min_sample, alpha=alpha, higher_is_better=better, arrival=is_b
+        )
+    else:
+        # The counts give the classical test; the sequence, in arrival order, the running minimum
+        # of the always-valid p (valid however often it is read).
+        running = stats.msprt_p_value(a, b, arrival=is_b) if a.size and b.size else None
+        result = stats.compare_proportions(
+            int(a.sum()), int(a.size), int(b.sum()), int(b.size), metric=name, min_sample=min_sample,
+            alpha=alpha, higher_is_better=better, previous_always_valid_p=running,
+        )  # fmt: skip
+    said = asdict(result)
+    said["winner"] = {"a": control, "b": arm}.get(result.winner) if result.winner else None
+    said["label"] = metric.label
+    said["note"] = result.note.replace("arm a", f"arm {control}").replace("arm b", f"arm {arm}")
+    return said
+
+
+def series(
+    calls: Calls, arms: Sequence[str], metric: Metric, since: float, bucket: float
+) -> list[dict[str, Any]]:
+    """The metric's mean per arm in each time bucket (None where an arm had no value)."""
+    values = metric.values(calls)
+    if not calls.ts.size:
+        return []
+    index = ((calls.ts - since) // bucket).astype(np.int64)
+    out = []
+    for b in range(int(index.max()) + 1):
+        in_bucket = index == b
+        point: dict[str, Any] = {"start": since + b * bucket}
+        for arm in arms:
+            picked = values[in_bucket & (calls.arm == arm)]
+            picked = picked[~np.isnan(picked)]
+            point[arm] = float(picked.mean()) if picked.size else None
+        out.append(point)
+    return out
+
+
+def summarize(experiment: Experiment, calls: Calls, since: float, bucket: float) -> dict[str, Any]:
+    names = [a.name for a in experiment.arms]
+    control = names[0]
+    primary = METRICS.get(experiment.metric, METRICS["rating"])
+    arms = [{**a.as_dict(), **arm_figures(calls, calls.arm == a.name)} for a in experiment.arms]
+    comparisons = [
+        compare(calls, control, arm, metric, experiment.min_sample, experiment.alpha)
+        for arm in names[1:]
+        for metric in METRICS.values()
+    ]
+    decisive = [c for c in comparisons if c["metric"] == primary.name]
+    winner = next((c["winner"] for c in decisive if c["winner"]), None)
+    return {
+        "metric": primary.name,
+        "metric_label": primary.label,
+        "arms": arms,
+        "comparisons": comparisons,
+        "winner": winner,
+        "verdict": _verdict(winner, decisive),
+        "series": series(calls, names, primary, since, bucket),
+    }
+
+
+def _verdict(winner: str | None, decisive: list[dict[str, Any]]) -> str:
+    if winner is not None:
+        return f"{winner} wins"
+    notes = "; ".join(c["note"] for c in decisive)
+    return f"not yet: {notes}" if notes and not notes.startswith("not yet") else notes or "not yet"
+
+
+def _mean(values: Floats) -> float | None:
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else None
+
+
+def _quantile(values: Floats, q: float) -> float | None:
+    values = values[~np.isnan(values)]
+    return float(np.quantile(values, q)) if values.size else None
