@@ -6,6 +6,7 @@ Nothing runs at import; everything starts in the lifespan and stops in reverse o
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -97,6 +98,10 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
             if profile.budgets or profile.rate_limits
             else None
         )
+        if services.experiments.running:  # scipy's first import takes a second: not in a request
+            warm_stats = asyncio.create_task(asyncio.to_thread(importlib.import_module, "scipy.stats"))
+        else:
+            warm_stats = None
         app.state.services = services
         await services.authenticator.keys_exist()
         eager = asyncio.create_task(start_eager(services.runtimes.current))
@@ -128,6 +133,8 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
             eager.cancel()
             if warm is not None:
                 await warm
+            if warm_stats is not None:
+                await warm_stats
             if watcher is not None:
                 await watcher
             if prompt_watcher is not None:

@@ -26,6 +26,7 @@ from daemon.config.loader import ProfileError, load_profile
 from daemon.config.schema import Profile
 from daemon.events import EventBus
 from daemon.experiments.book import ExperimentBook
+from daemon.experiments.calls import CallCache
 from daemon.gateway import Gateway
 from daemon.pipeline.ending import Ending
 from daemon.pipeline.rate_limits import Buckets
@@ -67,6 +68,7 @@ class Services:
         self.shadows = Shadows(writer)  # shadow copies still running (routes', experiments')
         self.prompts = PromptBook(reader, writer)  # the prompt registry (loaded in the lifespan)
         self.experiments = ExperimentBook(reader, writer)  # loaded in the lifespan too
+        self.experiment_calls = CallCache(settings.db_path)  # their calls as numbers, read as they come
         self.stages = tuple(stages)
         self.runtimes = Runtimes(
             self._watched(build_runtime(profile, settings.profile_path, None, self.stages, self))
@@ -198,6 +200,7 @@ class Services:
         """At shutdown, once connections have closed: stop the shadow calls (a copy no one waits
         for), close every provider, save the cache."""
         await self.shadows.stop()
+        self.experiment_calls.close()
         await self.runtimes.close()
         await self.save_cache()
         await self.budget_limits.check_out()

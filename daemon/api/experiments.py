@@ -19,7 +19,7 @@ from daemon.auth import require_admin
 from daemon.core.experiment import TRANSITIONS, Arm, Experiment, LifecycleError, Scope
 from daemon.core.principal import Principal
 from daemon.errors import GatewayError, InvalidRequest, NotFound
-from daemon.experiments.summary import METRICS, Calls, summarize
+from daemon.experiments.summary import METRICS, summarize
 from daemon.prompts.spec import NAME
 from daemon.services import Services
 from daemon.storage import experiments as store
@@ -104,9 +104,12 @@ async def action(request: Request) -> Response:
 
 
 async def _results(services: Services, experiment: Experiment, since: float, bucket: float) -> dict[str, Any]:
-    async with services.reader.execute(store.calls_sql(), (experiment.name, since)) as cursor:
-        rows = list(await cursor.fetchall())
-    return await asyncio.to_thread(summarize, experiment, Calls.of(rows), since, bucket)
+    """Read what is new and compute, off the event loop (a first read of 100k calls takes a while)."""
+
+    def work() -> dict[str, Any]:
+        return summarize(experiment, services.experiment_calls.calls(experiment, since), since, bucket)
+
+    return await asyncio.to_thread(work)
 
 
 def _parse(services: Services, body: Any) -> Experiment:

@@ -2,7 +2,7 @@
 cache hits; each other arm against the control on every metric (daemon/core/stats.py: the test
 that suits the metric, with the always-valid p-value that decisions use); the winner on the
 experiment's metric; and the metric over time per arm. Pure: it reads the rows the database gave,
-one a call, oldest first (storage/experiments.py `calls_sql`).
+one a call, oldest first (experiments/calls.py).
 
 Each metric is a `Metric`: where its values come from, which way is better, and which test suits
 it. A new score (a judge's, once LLM-as-judge lands) is one more entry in METRICS.
@@ -27,10 +27,10 @@ Floats = npt.NDArray[np.float64]
 class Calls:
     """The experiment's calls as columns, oldest first."""
 
-    arm: npt.NDArray[np.str_]
+    arm: npt.NDArray[np.int64]  # the arm's index in the experiment (-1: an arm no longer listed)
     ts: Floats
     ok: Floats  # 1 answered, 0 failed
-    latency_ms: Floats
+    latency_ms: Floats  # NaN where unknown
     cost_usd: Floats
     tokens: Floats
     cache_hit: Floats
@@ -38,21 +38,24 @@ class Calls:
     thumbs: Floats  # 1 up, 0 down, NaN where none
 
     @classmethod
-    def of(cls, rows: Sequence[Sequence[Any]]) -> Calls:
-        if not rows:
-            empty = np.zeros(0)
-            return cls(np.zeros(0, dtype=str), empty, empty, empty, empty, empty, empty, empty, empty)
-        arm, ts, ok, latency, cost, tokens, hit, kind, score = zip(*rows, strict=True)
-        kinds = np.array(kind, dtype=object)
-        scores = np.array([np.nan if s is None else s for s in score], dtype=np.float64)
-        return cls(
-            np.array(arm, dtype=str), np.array(ts, dtype=np.float64), np.array(ok, dtype=np.float64),
-            np.array([np.nan if v is None else v for v in latency], dtype=np.float64),
-            np.array(cost, dtype=np.float64), np.array(tokens, dtype=np.float64),
-            np.array([bool(h) for h in hit], dtype=np.float64),
-            np.where(kinds == "stars", scores, np.nan),
-            np.where(kinds == "thumbs", (scores > 0) * 1.0, np.nan),
-        )  # fmt: skip
+    def of(cls, table: Floats, rated: Floats) -> Calls:
+        """From the calls' columns (arm, ts, ok, latency or -1, cost, tokens, cache hit, seq), oldest
+        first, and the ratings' (seq, is stars, score), oldest first (experiments/calls.py)."""
+        arm, ts, ok, latency, cost, tokens, hit, seq = table.T
+        stars, thumbs = np.full(len(table), np.nan), np.full(len(table), np.nan)
+        if len(rated) and len(table):
+            order = np.argsort(seq)
+            found = np.clip(np.searchsorted(seq[order], rated[:, 0]), 0, len(order) - 1)
+            position = order[found]
+            known = seq[position] == rated[:, 0]
+            # The latest rating of a call wins: keep each call's last row.
+            last = len(rated) - 1 - np.unique(position[known][::-1], return_index=True)[1]
+            rows, where = rated[known][last], position[known][last]
+            is_stars = rows[:, 1] > 0
+            stars[where[is_stars]] = rows[is_stars, 2]
+            thumbs[where[~is_stars]] = (rows[~is_stars, 2] > 0) * 1.0
+        latency = np.where(latency < 0, np.nan, latency)
+        return cls(arm.astype(np.int64), ts, ok, latency, cost, tokens, hit, stars, thumbs)
 
 
 Kind = Literal["mean", "proportion", "skewed"]
@@ -104,12 +107,13 @@ def arm_figures(calls: Calls, mask: npt.NDArray[np.bool_]) -> dict[str, Any]:
 
 
 def compare(
-    calls: Calls, control: str, arm: str, metric: Metric, min_sample: int, alpha: float
+    calls: Calls, names: Sequence[str], arm_index: int, metric: Metric, min_sample: int, alpha: float
 ) -> dict[str, Any]:
-    """`arm` against `control` on `metric` (a is the control, b the arm), in arrival order."""
+    """Arm `arm_index` against the control (arm 0) on `metric`, in arrival order."""
+    control, arm = names[0], names[arm_index]
     values = metric.values(calls)
-    keep = np.isin(calls.arm, (control, arm)) & ~np.isnan(values)
-    x, is_b = values[keep], calls.arm[keep] == arm
+    keep = ((calls.arm == 0) | (calls.arm == arm_index)) & ~np.isnan(values)
+    x, is_b = values[keep], calls.arm[keep] == arm_index
     a, b = x[~is_b], x[is_b]
     name, better = metric.name, metric.higher_is_better
     if metric.kind == "mean":
@@ -123,7 +127,8 @@ def compare(
     else:
         # The counts give the classical test; the sequence, in arrival order, the running minimum
         # of the always-valid p (valid however often it is read).
-        running = stats.msprt_p_value(a, b, arrival=is_b) if a.size and b.size else None
+        varied = a.size and b.size and np.ptp(x) > 0  # all alike (no cache hits at all): nothing to test
+        running = stats.msprt_p_value(a, b, arrival=is_b) if varied else None
         result = stats.compare_proportions(
             int(a.sum()), int(a.size), int(b.sum()), int(b.size), metric=name, min_sample=min_sample,
             alpha=alpha, higher_is_better=better, previous_always_valid_p=running,
@@ -157,12 +162,11 @@ def series(
 
 def summarize(experiment: Experiment, calls: Calls, since: float, bucket: float) -> dict[str, Any]:
     names = [a.name for a in experiment.arms]
-    control = names[0]
     primary = METRICS.get(experiment.metric, METRICS["rating"])
-    arms = [{**a.as_dict(), **arm_figures(calls, calls.arm == a.name)} for a in experiment.arms]
+    arms = [{**a.as_dict(), **arm_figures(calls, calls.arm == n)} for n, a in enumerate(experiment.arms)]
     comparisons = [
-        compare(calls, control, arm, metric, experiment.min_sample, experiment.alpha)
-        for arm in names[1:]
+        compare(calls, names, n, metric, experiment.min_sample, experiment.alpha)
+        for n in range(1, len(names))
         for metric in METRICS.values()
     ]
     decisive = [c for c in comparisons if c["metric"] == primary.name]
@@ -183,6 +187,10 @@ def _verdict(winner: str | None, decisive: list[dict[str, Any]]) -> str:
         return f"{winner} wins"
     notes = "; ".join(c["note"] for c in decisive)
     return f"not yet: {notes}" if notes and not notes.startswith("not yet") else notes or "not yet"
+
+
+def _number(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
 
 
 def _mean(values: Floats) -> float | None:

@@ -2,13 +2,14 @@
 reach Python internals (`{{ ''.__class__.__mro__ }}` fails), and a variable it names but the call
 does not give is an error, as is one the call gives that it never names.
 
-A version's templates are compiled once (the registry keeps them), so a call only renders.
+A version's templates are compiled once (the registry keeps them), so a call only renders; a call
+whose variables were rendered recently takes the rendered messages from a small cache.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
@@ -25,12 +26,29 @@ class RenderError(ValueError):
     """The call's variables do not fit the template, or the template broke the sandbox's rules."""
 
 
+CACHED = 256  # rendered results kept per version, for calls that repeat their variables
+_PLAIN = (str, int, float, bool, type(None))
+
+
 @dataclass(frozen=True, slots=True)
 class Compiled:
     messages: tuple[tuple[str, Any], ...]  # (role, jinja Template)
     variables: frozenset[str]  # every variable the templates name
+    rendered: dict[tuple[Any, ...], list[dict[str, str]]] = field(default_factory=dict, compare=False)
 
     def render(self, variables: Mapping[str, Any]) -> list[dict[str, str]]:
+        """The messages for `variables`; the same plain variables again cost a dict lookup."""
+        key = tuple(sorted(variables.items())) if all(type(v) in _PLAIN for v in variables.values()) else None
+        found = self.rendered.get(key) if key is not None else None
+        if found is None:
+            found = self._render(variables)
+            if key is not None:
+                if len(self.rendered) >= CACHED:
+                    self.rendered.clear()
+                self.rendered[key] = found
+        return [dict(message) for message in found]  # the caller's to change
+
+    def _render(self, variables: Mapping[str, Any]) -> list[dict[str, str]]:
         given = set(variables)
         missing, extra = self.variables - given, given - self.variables
         if missing:

@@ -106,13 +106,29 @@ async def transitions(reader: aiosqlite.Connection, name: str) -> list[dict[str,
         ]
 
 
-def calls_sql() -> str:
-    """One row a call of the experiment, oldest first: what every per-arm metric is computed from."""
-    return """
-        SELECT t.arm, t.ts, t.status = 'ok', t.latency_ms, t.cost_usd, t.prompt_tokens + t.completion_tokens,
-               t.cache IN ('hit-exact', 'hit-semantic'), f.kind, f.score
-        FROM traces t
-        LEFT JOIN feedback f ON f.id = (SELECT max(id) FROM feedback WHERE trace_id = t.id)
-        WHERE t.experiment = ? AND t.ts >= ?
-        ORDER BY t.ts
-    """
+def read_calls(
+    conn: Any, experiment: Experiment, after_seq: int, after_rating: int
+) -> tuple[list[Any], list[Any]]:
+    """An experiment's calls written after `after_seq`, as numbers: (arm index, ts, ok, latency or
+    -1, cost, tokens, cache hit, seq); and its ratings given after `after_rating`: (feedback id,
+    seq, is stars, score). Both from covering indices, on a plain (blocking) connection; the ratings
+    from the new feedback rows outward (CROSS JOIN keeps SQLite from scanning every call instead)."""
+    cases = " ".join(f"WHEN ? THEN {index}" for index in range(len(experiment.arms)))
+    calls = conn.execute(
+        f"""
+        SELECT CASE arm {cases} ELSE -1 END, ts, status = 'ok', coalesce(latency_ms, -1), cost_usd,
+               prompt_tokens + completion_tokens, coalesce(cache IN ('hit-exact', 'hit-semantic'), 0), seq
+        FROM traces INDEXED BY traces_experiment
+        WHERE experiment = ? AND seq > ?
+        """,
+        (*(a.name for a in experiment.arms), experiment.name, after_seq),
+    ).fetchall()
+    ratings = conn.execute(
+        """
+        SELECT f.id, t.seq, f.kind = 'stars', f.score
+        FROM feedback f CROSS JOIN traces t INDEXED BY traces_id_experiment ON t.id = f.trace_id
+        WHERE f.id > ? AND t.experiment = ?
+        """,
+        (after_rating, experiment.name),
+    ).fetchall()
+    return calls, ratings

@@ -26,7 +26,13 @@ CREATE TABLE experiment_transitions (
     by          TEXT,
     note        TEXT
 );
-CREATE INDEX traces_experiment ON traces (experiment, ts) WHERE experiment IS NOT NULL;
+-- Covering, in the order calls are written: an experiment's results read 100k calls without
+-- touching the (wide) trace rows, and later only the calls written since (seq is the rowid).
+CREATE INDEX traces_experiment ON traces (
+    experiment, seq, ts, arm, status, latency_ms, cost_usd, prompt_tokens, completion_tokens, cache
+) WHERE experiment IS NOT NULL;
+-- A rating finds its call's experiment from the trace id alone.
+CREATE INDEX traces_id_experiment ON traces (id, experiment) WHERE experiment IS NOT NULL;
 
 -- A shadow copy belongs to a route or to an experiment's arm.
 ALTER TABLE shadow_calls ADD COLUMN experiment TEXT;
