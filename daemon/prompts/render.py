@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -34,6 +34,7 @@ _PLAIN = (str, int, float, bool, type(None))
 class Compiled:
     messages: tuple[tuple[str, Any], ...]  # (role, jinja Template)
     variables: frozenset[str]  # every variable the templates name
+    optional: frozenset[str] = frozenset()  # those read through `default` or tested `is defined`
     rendered: dict[tuple[Any, ...], list[dict[str, str]]] = field(default_factory=dict, compare=False)
 
     def render(self, variables: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -50,7 +51,7 @@ class Compiled:
 
     def _render(self, variables: Mapping[str, Any]) -> list[dict[str, str]]:
         given = set(variables)
-        missing, extra = self.variables - given, given - self.variables
+        missing, extra = self.variables - self.optional - given, given - self.variables
         if missing:
             raise RenderError(f"missing variable(s): {', '.join(sorted(missing))}")
         if extra:
@@ -68,13 +69,30 @@ class Compiled:
 
 def compile_spec(spec: PromptSpec) -> Compiled:
     """SpecError if a template is not valid Jinja."""
-    templates, names = [], set()
+    templates, names, optional = [], set(), set()
     for index, (role, text) in enumerate(spec.messages):
         try:
-            names |= meta.find_undeclared_variables(_ENV.parse(text))
+            tree = _ENV.parse(text)
+            names |= meta.find_undeclared_variables(tree)
+            optional |= _optional(tree)
             templates.append((role, _ENV.from_string(text)))
         except TemplateSyntaxError as exc:
             raise SpecError(
                 f"{spec.name}: messages[{index}]: template error on line {exc.lineno}: {exc.message}"
             ) from None
-    return Compiled(tuple(templates), frozenset(names))
+    return Compiled(tuple(templates), frozenset(names), frozenset(optional & names))
+
+
+def _optional(tree: nodes.Template) -> set[str]:
+    """Variables the template itself copes without: `{{ x | default(...) }}`, `{% if x is defined %}`."""
+    found = {
+        f.node.name
+        for f in tree.find_all(nodes.Filter)
+        if f.name in ("default", "d") and isinstance(f.node, nodes.Name)
+    }
+    found |= {
+        t.node.name
+        for t in tree.find_all(nodes.Test)
+        if t.name in ("defined", "undefined") and isinstance(t.node, nodes.Name)
+    }
+    return found

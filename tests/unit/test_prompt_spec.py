@@ -96,3 +96,21 @@ def test_references_and_the_default_label() -> None:
     assert registry.resolve("s")[0].version == 1 and registry.resolve("s")[1] == "production"
     with pytest.raises(PromptNotFound, match="has no version 3"):
         registry.resolve("s", version=3)
+
+
+def test_a_variable_with_a_default_may_be_left_out() -> None:
+    text = "{{ text }} in {{ n | default(2) }}{% if tone is defined %} ({{ tone }}){% endif %}"
+    compiled = compile_spec(parse({"name": "d", "messages": [{"role": "user", "content": text}]}))
+    assert compiled.optional == {"n", "tone"}
+    assert compiled.render({"text": "t"})[0]["content"] == "t in 2"
+    assert compiled.render({"text": "t", "n": 5, "tone": "dry"})[0]["content"] == "t in 5 (dry)"
+    with pytest.raises(RenderError, match="missing variable"):
+        compiled.render({"n": 1})
+
+
+def test_the_shipped_example_prompt_is_valid() -> None:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "profiles" / "prompts" / "summarize.yaml"
+    compiled = compile_spec(parse_yaml(path.read_text(), str(path)))
+    assert "Summarize this text in 2 sentences" in compiled.render({"text": "x"})[1]["content"]
