@@ -119,6 +119,7 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
         )
         cache_saver = asyncio.create_task(services.keep_saving_cache(stop))
         checker = asyncio.create_task(services.budget_limits.keep_checking_in(stop))
+        in_step = asyncio.create_task(services.keep_in_step(stop))
         log.info(
             "llmops %s serving profile %s on http://%s:%d",
             __version__,
@@ -141,6 +142,7 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
                 await prompt_watcher
             await cache_saver
             await checker
+            await in_step
             await services.drain()
             await asyncio.to_thread(writer.stop)  # every queued trace is written before we exit
             for connection in readers:

@@ -40,6 +40,7 @@ from daemon.storage.writer import Writer
 
 log = logging.getLogger("llmops")
 CACHE_SAVE_SECONDS = 1.0  # how often the cache index's changes are written
+STEP_SECONDS = 2.0  # how often another daemon's prompt and experiment changes are looked for
 
 
 class Services:
@@ -186,6 +187,18 @@ class Services:
         self.exact_cache.forget_vectors(dropped)
         if dropped:
             log.info("dropped the semantic cache's vectors of a former embedder: %s", ", ".join(dropped))
+
+    async def keep_in_step(self, stop: asyncio.Event) -> None:
+        """Prompts and experiments changed by another daemon on this database reach this one
+        within STEP_SECONDS (changes made here apply at once)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STEP_SECONDS)
+            try:
+                await self.prompts.catch_up()
+                await self.experiments.catch_up()
+            except Exception:
+                log.exception("reading prompts and experiments failed; trying again")
 
     async def keep_saving_cache(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -18,10 +18,19 @@ class ExperimentBook:
         self.writer = writer
         self.experiments: dict[str, Experiment] = {}
         self.running: dict[str, Experiment] = {}  # by prompt: at most one active experiment a prompt
+        self.mark: int | None = None  # the last transition's id when last read
 
     async def load(self) -> None:
+        self.mark = await store.mark(self.reader)
         self.experiments = {e.name: e for e in await store.load_all(self.reader)}
         self._index()
+
+    async def catch_up(self) -> bool:
+        """Reload if another daemon created an experiment or moved one along its lifecycle."""
+        if await store.mark(self.reader) == self.mark:
+            return False
+        await self.load()
+        return True
 
     def _index(self) -> None:
         self.running = {e.prompt: e for e in self.experiments.values() if e.state in ACTIVE}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -52,9 +53,18 @@ class PromptBook:
         self.writer = writer
         self.registry = Registry()
         self.errors: list[str] = []  # the prompt folder's files that could not be used
+        self.mark: tuple[Any, ...] = ()  # the database's state when last read (store.mark)
 
     async def load(self) -> None:
+        self.mark = await store.mark(self.reader)
         self.registry.load(*await store.load_all(self.reader))
+
+    async def catch_up(self) -> bool:
+        """Reload if the database changed since (another daemon pushed a version or moved a label)."""
+        if await store.mark(self.reader) == self.mark:
+            return False
+        await self.load()
+        return True
 
     async def save(
         self, spec: PromptSpec, source: str, by: str | None, labels: tuple[str, ...] = ()

@@ -132,3 +132,10 @@ def read_calls(
         (after_rating, experiment.name),
     ).fetchall()
     return calls, ratings
+
+
+async def mark(reader: aiosqlite.Connection) -> int | None:
+    """The last transition's id: every change to an experiment (its creation too) adds one."""
+    async with reader.execute("SELECT max(id) FROM experiment_transitions") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else None

@@ -126,3 +126,12 @@ async def usage(reader: aiosqlite.Connection, name: str) -> list[dict[str, Any]]
     ) as cursor:
         columns = [c[0] for c in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in await cursor.fetchall()]
+
+
+async def mark(reader: aiosqlite.Connection) -> tuple[Any, ...]:
+    """What changes whenever a version is saved or a label moves (by any daemon): cheap to compare."""
+    async with reader.execute(
+        "SELECT (SELECT count(*) FROM prompt_versions), (SELECT max(id) FROM prompt_label_moves)"
+    ) as cursor:
+        row = await cursor.fetchone()
+    return tuple(row) if row is not None else ()

@@ -225,3 +225,16 @@ def test_the_cli_drives_an_experiment(lab: DaemonProcess) -> None:
     assert "viacli: stopped" in cli("stop", "viacli", "--note", "enough")
     refused = lab.cli("experiment", "start", "viacli", "--url", lab.url)
     assert refused.returncode == 1 and "is stopped: start needs it draft or shadow" in refused.stderr
+
+
+def test_a_second_daemon_runs_the_experiment_the_first_started(lab: DaemonProcess) -> None:
+    control, candidate = versions(lab, "twice")
+    create(lab, "both", "twice", control, candidate)
+    other = DaemonProcess(profile=lab.profile, db=lab.db).start()
+    try:
+        assert act(lab, "both", "start").status_code == 200
+        wait_until(lambda: trace(other, call(other, "twice", "u1"))["experiment"] == "both", what="the start")
+        arms = {trace(d, call(d, "twice", "u7"))["arm"] for d in (lab, other)}
+        assert len(arms) == 1  # the same user gets the same arm from either daemon
+    finally:
+        other.stop()

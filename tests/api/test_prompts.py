@@ -3,7 +3,6 @@ labels and rollback, rendering and its errors, the sandbox, the trace, the cache
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -269,14 +268,21 @@ def test_the_cli_lists_shows_diffs_labels_pushes_and_renders(prompted: DaemonPro
     assert missing.returncode == 1 and "missing variable(s): name" in missing.stderr
 
 
-def test_a_new_daemon_on_the_same_database_serves_the_same_versions(
-    prompted: DaemonProcess, tmp_path: Path
-) -> None:
+def test_a_second_daemon_on_the_same_database_follows_the_first(prompted: DaemonProcess) -> None:
     other = DaemonProcess(profile=prompted.profile, db=prompted.db).start()
     try:
         mine, theirs = admin(prompted, "/summarize"), admin(other, "/summarize")
         assert theirs["labels"] == mine["labels"]
         assert [v["hash"] for v in theirs["versions"]] == [v["hash"] for v in mine["versions"]]
+        # Changes made through one reach the other within seconds: a push, and a label's move.
+        spec = {"name": "shared", "messages": [{"role": "user", "content": "one"}]}
+        assert httpx.post(prompted.url + "/admin/prompts", json=spec).status_code == 201
+        wait_until(
+            lambda: "shared" in [p["name"] for p in admin(other, "")["data"]], what="the push to reach it"
+        )
+        httpx.put(prompted.url + "/admin/prompts/summarize/labels/canary", json={"version": 1})
+        wait_until(
+            lambda: admin(other, "/summarize")["labels"].get("canary") == 1, what="the label to reach it"
+        )
     finally:
         other.stop()
-    assert time.time() > 0
