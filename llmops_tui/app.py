@@ -1,5 +1,5 @@
-"""The console app: five modes (live traces, spend, cache, budgets, routing), the daemon connection, ratings,
-help, the palette."""
+"""The console app: seven modes (live traces, spend, cache, budgets, routing, prompts, experiments), the
+daemon connection, ratings, help, the palette."""
 
 from __future__ import annotations
 
@@ -27,12 +27,15 @@ from llmops_tui.messages import (
 )
 from llmops_tui.screens.budgets import BudgetsScreen
 from llmops_tui.screens.cache import CacheScreen
+from llmops_tui.screens.experiments import ACTION_KEYS, ExperimentsScreen
 from llmops_tui.screens.help import HelpScreen
+from llmops_tui.screens.prompts import PromptsScreen
 from llmops_tui.screens.routing import RoutingScreen
 from llmops_tui.screens.spend import SpendScreen
 from llmops_tui.screens.trace_detail import TraceDetailScreen
 from llmops_tui.screens.traces import TracesScreen
 from llmops_tui.state import Connection
+from llmops_tui.widgets.ask_dialog import AskDialog
 from llmops_tui.widgets.confirm import ConfirmDialog
 from llmops_tui.widgets.rating import RatingDialog
 from llmops_tui.widgets.shadow_dialog import ShadowDialog
@@ -44,10 +47,10 @@ RATE_WINDOW_SECONDS = 5.0
 class LlmopsApp(App[None]):
     TITLE = "llmops"
     CSS_PATH = ["app.tcss", "traces.tcss", "detail.tcss", "spend.tcss", "cache.tcss", "budgets.tcss",
-                "routing.tcss", "dialogs.tcss"]  # fmt: skip
+                "routing.tcss", "prompts.tcss", "experiments.tcss", "dialogs.tcss"]  # fmt: skip
     MODES: ClassVar[dict[str, Any]] = {
         "traces": TracesScreen, "spend": SpendScreen, "cache": CacheScreen, "budgets": BudgetsScreen,
-        "routing": RoutingScreen,
+        "routing": RoutingScreen, "prompts": PromptsScreen, "experiments": ExperimentsScreen,
     }  # fmt: skip
     DEFAULT_MODE = "traces"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -58,6 +61,8 @@ class LlmopsApp(App[None]):
         Binding("l", "show('budgets')", "Limits"),
         # Routing: not r, which refreshes every view, nor o, which sorts the traces.
         Binding("u", "show('routing')", "Routing"),
+        Binding("p", "show('prompts')", "Prompts"),
+        Binding("e", "show('experiments')", "Experiments"),
         Binding("question_mark", "help", "Help"),
         Binding("R", "retry", "Reconnect now", show=False),
         Binding("q", "quit", "Quit"),
@@ -162,7 +167,8 @@ class LlmopsApp(App[None]):
             ("Anywhere", LlmopsApp), ("Traces", TracesScreen), ("Table", TraceTable),
             ("Trace detail", TraceDetailScreen), ("Spend", SpendScreen), ("Cache", CacheScreen),
             ("Budgets and limits", BudgetsScreen), ("Routing", RoutingScreen), ("Shadow call", ShadowDialog),
-            ("Rating", RatingDialog), ("Confirm", ConfirmDialog),
+            ("Prompts", PromptsScreen), ("Experiments", ExperimentsScreen), ("Rating", RatingDialog),
+            ("Confirm", ConfirmDialog), ("Ask", AskDialog),
         ]))  # fmt: skip
 
     def action_retry(self) -> None:
@@ -186,6 +192,14 @@ class LlmopsApp(App[None]):
             "Routes' traffic per model, circuit breakers, shadow calls (u)",
             lambda: self.action_show("routing"),
         )
+        yield SystemCommand(
+            "Prompts", "Versions, labels, diffs, each version's use and ratings (p)",
+            lambda: self.action_show("prompts"),
+        )  # fmt: skip
+        yield SystemCommand(
+            "Experiments", "Prompt A/B tests: arms, intervals, verdict, lifecycle (e)",
+            lambda: self.action_show("experiments"),
+        )  # fmt: skip
         yield SystemCommand("Help", "Every key (?)", self.action_help)
         yield SystemCommand(
             "Reconnect now", "Retry the daemon connection without waiting (R)", self.action_retry
@@ -229,6 +243,20 @@ class LlmopsApp(App[None]):
                 "Compare a shadow call", "The selected shadow answer beside the served one (c)",
                 screen.action_compare,
             )  # fmt: skip
+        if isinstance(screen, PromptsScreen):
+            yield SystemCommand("YAML or diff", "Of the selected version (d)", screen.action_toggle_panel)
+            yield SystemCommand(
+                "Move a label", "Point a label at the selected version: release, rollback (m)",
+                screen.action_move_label,
+            )  # fmt: skip
+        if isinstance(screen, ExperimentsScreen):
+            yield SystemCommand("Experiment window", "Whole run, today, 7 days, 30 days (w)",
+                                screen.action_next_window)  # fmt: skip
+            for action, (key, what) in ACTION_KEYS.items():
+                yield SystemCommand(
+                    f"{action.capitalize()} the experiment", f"{what} ({key})",
+                    lambda action=action: screen.action_lifecycle(action),
+                )  # fmt: skip
         if isinstance(screen, TracesScreen | TraceDetailScreen):
             yield SystemCommand("Comment on trace", "Rate with a comment (c)", screen.action_comment)
         yield from super().get_system_commands(screen)

@@ -191,6 +191,55 @@ class DaemonClient:
         result: dict[str, Any] = await self._json("GET", "/admin/routing", params=params)
         return result
 
+    async def prompts(self) -> list[dict[str, Any]]:
+        """Every prompt: its latest version, how many versions, its labels."""
+        page = await self._json("GET", "/admin/prompts")
+        rows: list[dict[str, Any]] = page["data"]
+        return rows
+
+    async def prompt(self, name: str) -> dict[str, Any]:
+        """A prompt's labels, its latest version in full, every version (newest first) with its usage."""
+        result: dict[str, Any] = await self._json("GET", f"/admin/prompts/{quote(name, safe='')}")
+        return result
+
+    async def prompt_version(self, name: str, version: int) -> dict[str, Any]:
+        path = f"/admin/prompts/{quote(name, safe='')}/versions/{version}"
+        result: dict[str, Any] = await self._json("GET", path)
+        return result
+
+    async def prompt_diff(self, name: str, old: int, new: int) -> str:
+        path = f"/admin/prompts/{quote(name, safe='')}/diff"
+        result = await self._json("GET", path, params={"from": str(old), "to": str(new)})
+        return str(result["diff"])
+
+    async def move_label(self, name: str, label: str, version: int) -> dict[str, Any]:
+        """Point `label` at `version` (a release, or a rollback); the answer says where it pointed."""
+        path = f"/admin/prompts/{quote(name, safe='')}/labels/{quote(label, safe='')}"
+        result: dict[str, Any] = await self._json("PUT", path, json={"version": version})
+        return result
+
+    async def experiments(self) -> list[dict[str, Any]]:
+        page = await self._json("GET", "/admin/experiments")
+        rows: list[dict[str, Any]] = page["data"]
+        return rows
+
+    async def experiment(
+        self, name: str, window: str | None = None, *, now: float | None = None, utc_offset: int | None = None
+    ) -> dict[str, Any]:
+        """The experiment with its results over `window` (None: since its first call), transitions
+        and shadow calls."""
+        params = _window_params(window, now, utc_offset) if window else {}
+        path = f"/admin/experiments/{quote(name, safe='')}"
+        result: dict[str, Any] = await self._json("GET", path, params=params)
+        return result
+
+    async def experiment_action(self, name: str, action: str, **body: Any) -> dict[str, Any]:
+        """shadow, start, ramp, promote or stop, with an optional share, arm, note; a 409 says why not."""
+        path = f"/admin/experiments/{quote(name, safe='')}/{action}"
+        sent = {key: value for key, value in body.items() if value is not None}
+        result: dict[str, Any] = await self._json("POST", path, json=sent)
+        return result
+
     # -- the live stream -------------------------------------------------------------------------------
 
     def retry_now(self) -> None:

@@ -36,9 +36,16 @@ async def show(request: Request) -> Response:
     name = request.path_params["name"]
     latest, _ = registry.resolve(name, "latest")
     versions = registry.versions[name]
-    usage = {row["version"]: row for row in await store.usage(services_of(request).reader, name)}
+    services = services_of(request)
+    usage = {row["version"]: row for row in await store.usage(services.reader, name)}
+    running = services.experiments.running.get(name)
     return JSON({
         "object": "prompt", "name": name, "labels": registry.labels_of(name),
+        "moves": await store.label_moves(services.reader, name),
+        # while an experiment runs, it (not the label) decides what calls asking for its label get
+        "experiment": (
+            {"name": running.name, "state": running.state, "label": running.label} if running else None
+        ),
         "latest": _full(latest),
         "versions": [
             {**versions[v].summary(), "usage": usage.get(v)} for v in sorted(versions, reverse=True)

@@ -136,7 +136,8 @@ def compare(
     said = asdict(result)
     said["winner"] = {"a": control, "b": arm}.get(result.winner) if result.winner else None
     said["label"] = metric.label
-    said["note"] = result.note.replace("arm a", f"arm {control}").replace("arm b", f"arm {arm}")
+    said["arm"] = arm
+    said["note"] = _named(result.note, control, arm)
     return said
 
 
@@ -147,17 +148,18 @@ def series(
     values = metric.values(calls)
     if not calls.ts.size:
         return []
-    index = ((calls.ts - since) // bucket).astype(np.int64)
-    out = []
-    for b in range(int(index.max()) + 1):
-        in_bucket = index == b
-        point: dict[str, Any] = {"start": since + b * bucket}
-        for arm in arms:
-            picked = values[in_bucket & (calls.arm == arm)]
-            picked = picked[~np.isnan(picked)]
-            point[arm] = float(picked.mean()) if picked.size else None
-        out.append(point)
-    return out
+    index = np.maximum((calls.ts - since) // bucket, 0).astype(np.int64)
+    buckets = int(index.max()) + 1
+    means = []
+    for number in range(len(arms)):
+        mine = (calls.arm == number) & ~np.isnan(values)
+        count = np.bincount(index[mine], minlength=buckets)
+        total = np.bincount(index[mine], weights=values[mine], minlength=buckets)
+        means.append(np.where(count > 0, total / np.maximum(count, 1), np.nan))
+    return [
+        {"start": since + b * bucket, **{arm: _number(means[n][b]) for n, arm in enumerate(arms)}}
+        for b in range(buckets)
+    ]
 
 
 def summarize(experiment: Experiment, calls: Calls, since: float, bucket: float) -> dict[str, Any]:
@@ -187,6 +189,15 @@ def _verdict(winner: str | None, decisive: list[dict[str, Any]]) -> str:
         return f"{winner} wins"
     notes = "; ".join(c["note"] for c in decisive)
     return f"not yet: {notes}" if notes and not notes.startswith("not yet") else notes or "not yet"
+
+
+def _named(note: str, control: str, arm: str) -> str:
+    """The statistics' notes say arm a and arm b: the arms' names instead."""
+    for letter, name in (("a", control), ("b", arm)):
+        note = note.replace(f"arm {letter}", f"arm {name}")
+        if note.startswith(f"{letter} wins"):
+            note = name + note[1:]
+    return note
 
 
 def _number(value: float) -> float | None:

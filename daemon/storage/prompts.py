@@ -135,3 +135,16 @@ async def mark(reader: aiosqlite.Connection) -> tuple[Any, ...]:
     ) as cursor:
         row = await cursor.fetchone()
     return tuple(row) if row is not None else ()
+
+
+async def label_moves(reader: aiosqlite.Connection, name: str, limit: int = 20) -> list[dict[str, Any]]:
+    """A prompt's latest label moves (releases, rollbacks), newest first."""
+    async with reader.execute(
+        "SELECT label, version, previous, at, by FROM prompt_label_moves WHERE name = ?"
+        " ORDER BY id DESC LIMIT ?",
+        (name, limit),
+    ) as cursor:
+        return [
+            {"label": label, "version": version, "previous": previous, "at": at, "by": by}
+            for label, version, previous, at, by in await cursor.fetchall()
+        ]

@@ -20,6 +20,14 @@ EXTRA: dict[str, list[tuple[str, str]]] = {
         ("tab", "Next table: routes (the selected one's split below), breakers, shadow calls"),
         ("⏎", "On a shadow call: both answers in full"),
     ],
+    "Prompts": [
+        ("tab", "Next table: prompts (the selected one's versions below), versions"),
+        ("⏎", "On a prompt: to its versions"),
+    ],
+    "Experiments": [
+        ("tab", "Next table: experiments, comparisons, transitions (the view scrolls)"),
+        ("", "Only the actions the experiment's state allows show in the footer"),
+    ],
     "Rating": [
         ("1-5 + -", "Stars, thumbs up, thumbs down (while the score buttons have focus)"),
         ("enter", "Send (in the comment box)"),

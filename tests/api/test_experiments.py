@@ -169,10 +169,16 @@ def test_a_winner_only_with_a_significant_difference_and_enough_ratings(lab: Dae
     assert rating["test"] == "Welch's t" and rating["effect"] == pytest.approx(2.0, abs=0.2)
     assert rating["always_valid_p"] < 0.05 and rating["enough"] and rating["winner"] == "candidate"
     assert results["winner"] == "candidate" and results["verdict"] == "candidate wins"
+    assert rating["note"].startswith("candidate wins")
+    prompt = httpx.get(lab.url + "/admin/prompts/rated").json()
+    assert prompt["experiment"] == {"name": "stars", "state": "ab", "label": "production"}
     arms = {a["name"]: a for a in results["arms"]}
     assert arms["candidate"]["mean_rating"] > arms["control"]["mean_rating"]
     assert sum(a["calls"] for a in arms.values()) == 120
-    assert results["series"] and set(results["series"][0]) >= {"start", "control", "candidate"}
+    series = results["series"]
+    assert series and set(series[0]) >= {"start", "control", "candidate"}
+    assert any(point["candidate"] is not None and point["candidate"] >= 4 for point in series)
+    assert all(c["arm"] == "candidate" for c in results["comparisons"])
     promoted = act(lab, "stars", "promote")  # no arm named: the declared winner
     assert promoted.status_code == 200 and promoted.json()["winner"] == "candidate"
     assert httpx.get(lab.url + "/admin/prompts/rated").json()["labels"]["production"] == candidate

@@ -203,6 +203,8 @@ def test_a_label_moves_back_for_a_rollback_and_stays(
     assert admin(prompted, "/summarize")["labels"]["production"] == 1
     unknown = httpx.put(prompted.url + "/admin/prompts/summarize/labels/production", json={"version": 42})
     assert unknown.status_code == 404
+    moves = admin(prompted, "/summarize")["moves"]
+    assert (moves[0]["label"], moves[0]["version"], moves[0]["by"]) == ("production", 1, "local")
 
 
 def test_a_broken_file_is_reported_and_the_saved_versions_keep_serving(prompted: DaemonProcess) -> None:

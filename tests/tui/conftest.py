@@ -46,6 +46,22 @@ def live_daemon(
     daemon.stop()
 
 
+@pytest.fixture(scope="session")
+def populated_daemon(
+    fake_upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DaemonProcess]:
+    """What experiment_traffic.populate makes (two versions of summarize, classify, an experiment
+    started on summarize, 60 users' rated calls): the recorded prompts and experiments answers' source."""
+    from tests.tui import experiment_traffic
+
+    folder = tmp_path_factory.mktemp("console-prompts")
+    (folder / "profile.yaml").write_text(live_profile(fake_upstream.base_url))
+    daemon = DaemonProcess(profile=folder / "profile.yaml", db=folder / "llmops.db").start()
+    experiment_traffic.populate(daemon.url)
+    yield daemon
+    daemon.stop()
+
+
 @pytest.fixture
 def restartable_daemon(fake_upstream: FakeOpenAI, tmp_path: Path) -> Iterator[DaemonProcess]:
     (tmp_path / "profile.yaml").write_text(live_profile(fake_upstream.base_url))

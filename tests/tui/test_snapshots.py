@@ -17,6 +17,8 @@ from llmops_tui.app import LlmopsApp
 from llmops_tui.client import DaemonClient
 from llmops_tui.screens.budgets import BudgetsScreen
 from llmops_tui.screens.cache import CacheScreen
+from llmops_tui.screens.experiments import ExperimentsScreen
+from llmops_tui.screens.prompts import PromptsScreen
 from llmops_tui.screens.routing import RoutingScreen
 from llmops_tui.screens.spend import SpendScreen
 from llmops_tui.screens.trace_detail import TraceDetailScreen
@@ -26,6 +28,8 @@ from tests.daemon_process import DaemonProcess
 from tests.fixtures.fake_openai import free_port
 from tests.tui.conftest import FROZEN_NOW, SNAPSHOT_LABEL, wait_for
 from tests.tui.recorded_budgets import BUDGETS_ANSWER
+from tests.tui.recorded_experiments import EXPERIMENTS_ANSWERS
+from tests.tui.recorded_prompts import PROMPTS_ANSWERS
 from tests.tui.recorded_routing import ROUTING_ANSWER, shadow_trace
 
 pytestmark = pytest.mark.usefixtures("utc")
@@ -57,6 +61,20 @@ class RecordedRouting(httpx.AsyncHTTPTransport):
         trace = shadow_trace(request.url.path.rpartition("/")[2])
         if request.url.path.startswith("/admin/traces/") and trace is not None:
             return httpx.Response(200, json=trace)
+        return await super().handle_async_request(request)
+
+
+class RecordedPrompts(httpx.AsyncHTTPTransport):
+    """The seeded daemon answers everything but the registry's and the experiments' paths, which the
+    recorded answers of a real daemon do (versions are made at the real time of a push)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path + (f"?{request.url.query.decode()}" if request.url.query else "")
+        if request.url.path.startswith("/admin/experiments"):
+            path = request.url.path  # the whole run, whatever the window asked
+        recorded = PROMPTS_ANSWERS.get(path) or EXPERIMENTS_ANSWERS.get(path)
+        if recorded is not None:
+            return httpx.Response(200, json=recorded)
         return await super().handle_async_request(request)
 
 
@@ -207,4 +225,56 @@ def test_routing_shadow_comparison(snap_compare: Compare, seeded_daemon: DaemonP
 def test_routing_without_routes(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
     """The seeded daemon's profile has no `routes:` nor `circuit_breaker:`: the view says how to add them."""
     steps = then(traces_loaded, press("u"), routing_loaded)
+    assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(100, 30), run_before=steps)
+
+
+def prompts_loaded(version: int) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    def ready(app: LlmopsApp) -> bool:
+        screen = app.screen
+        return isinstance(screen, PromptsScreen) and screen.version == version and bool(screen.shown_text)
+
+    return until(ready, f"the prompts, version {version} shown")
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_prompts_versions_and_diff(
+    snap_compare: Compare, seeded_daemon: DaemonProcess, size: tuple[int, int]
+) -> None:
+    """summarize's versions with their use and ratings, v2's diff against v1."""
+    steps = then(traces_loaded, press("p"), prompts_loaded(1), press("down", "enter", "d"), prompts_loaded(2),
+                 until(lambda app: app.screen.shown_text.startswith("---"), "the diff"))  # fmt: skip
+    app = snapshot_app(seeded_daemon.url, RecordedPrompts())
+    assert snap_compare(app, terminal_size=size, run_before=steps)
+
+
+def test_prompts_yaml_and_move_label_dialog(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
+    steps = then(traces_loaded, press("p"), prompts_loaded(1), press("down", "enter"), prompts_loaded(2),
+                 press("m"), until(lambda app: type(app.screen).__name__ == "AskDialog", "the dialog"))  # fmt: skip
+    app = snapshot_app(seeded_daemon.url, RecordedPrompts())
+    assert snap_compare(app, terminal_size=(100, 30), run_before=steps)
+
+
+experiment_loaded = until(
+    lambda app: isinstance(app.screen, ExperimentsScreen) and app.screen.data, "the experiment"
+)
+
+
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_experiment(snap_compare: Compare, seeded_daemon: DaemonProcess, size: tuple[int, int]) -> None:
+    steps = then(traces_loaded, press("e"), experiment_loaded)
+    app = snapshot_app(seeded_daemon.url, RecordedPrompts())
+    assert snap_compare(app, terminal_size=size, run_before=steps)
+
+
+def test_experiment_ramp_confirmation(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
+    steps = then(traces_loaded, press("e"), experiment_loaded, press("g", "enter"),
+                 until(lambda app: type(app.screen).__name__ == "ConfirmDialog", "the confirmation"))  # fmt: skip
+    app = snapshot_app(seeded_daemon.url, RecordedPrompts())
+    assert snap_compare(app, terminal_size=(100, 30), run_before=steps)
+
+
+def test_prompts_and_experiments_empty(snap_compare: Compare, seeded_daemon: DaemonProcess) -> None:
+    """The seeded daemon has neither: each view says how to add them (the experiments view, here)."""
+    steps = then(traces_loaded, press("e"),
+                 until(lambda app: isinstance(app.screen, ExperimentsScreen) and app.screen.experiments == [], "it"))  # fmt: skip
     assert snap_compare(snapshot_app(seeded_daemon.url), terminal_size=(100, 30), run_before=steps)
