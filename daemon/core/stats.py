@@ -141,6 +141,22 @@ def msprt_p_value(
     return float(msprt_p_sequence(xa, xb, arrival=arrival, tau=tau)[-1])
 
 
+def msprt_p_now(a: npt.ArrayLike, b: npt.ArrayLike, *, tau: float = MIXTURE_SD) -> float | None:
+    """1 / Lambda from the arms' totals alone, in O(n) without the history. It is valid whenever it
+    is read: the mSPRT bounds the chance that 1 / Lambda ever falls below alpha, at any time; the
+    running minimum (`msprt_p_value`) only keeps it from rising again. For the metrics a decision
+    does not rest on, where reading fast matters more than a monotone figure."""
+    xa, xb = np.ravel(np.asarray(a, dtype=np.float64)), np.ravel(np.asarray(b, dtype=np.float64))
+    if min(xa.size, xb.size) < BURN_IN:
+        return None
+    centre = np.concatenate([xa, xb]).mean()
+    floor = 1e-12 * max(np.max((xa - centre) ** 2), np.max((xb - centre) ** 2))
+    log_lambda = _log_lambda(
+        xa.size, xa.mean(), xa.var(ddof=1), xb.size, xb.mean(), xb.var(ddof=1), tau, floor
+    )
+    return float(_p_from(log_lambda))
+
+
 def msprt_p_from_counts(
     successes_a: int, n_a: int, successes_b: int, n_b: int, *, previous: float | None = None
 ) -> float | None:
@@ -246,6 +262,7 @@ def compare_means(
     higher_is_better: bool = True,
     test: Literal["welch", "mann-whitney"] = "welch",
     arrival: npt.ArrayLike | None = None,
+    history: bool = True,
 ) -> Comparison:
     """Ratings and other roughly normal metrics: the difference of means with Welch's interval.
     The classical p is Welch's t, or Mann-Whitney U (ordinal ratings, no normality assumed)."""
@@ -265,7 +282,7 @@ def compare_means(
         effect_interval, p = _interval(*welch.confidence_interval(0.95)), welch.pvalue
     if test == "mann-whitney":
         p = stats.mannwhitneyu(xb, xa).pvalue
-    always_valid_p = msprt_p_value(xa, xb, arrival=arrival)
+    always_valid_p = msprt_p_value(xa, xb, arrival=arrival) if history else msprt_p_now(xa, xb)
     return _conclude(setup, estimates, intervals, effect, effect_interval, _finite(p), always_valid_p)
 
 
@@ -334,6 +351,7 @@ def compare_skewed(
     higher_is_better: bool = False,
     seed: int = 0,
     arrival: npt.ArrayLike | None = None,
+    history: bool = True,
 ) -> Comparison:
     """Cost and latency: the difference of MEANS, with a percentile bootstrap interval (the CLT
     interval above BOOTSTRAP_UP_TO values per arm), and Mann-Whitney U's p for information.
@@ -372,5 +390,5 @@ def compare_skewed(
         effect,
         effect_interval,
         _finite(stats.mannwhitneyu(xb, xa).pvalue),
-        msprt_p_value(xa, xb, arrival=arrival),
+        msprt_p_value(xa, xb, arrival=arrival) if history else msprt_p_now(xa, xb),
     )

@@ -320,3 +320,16 @@ def test_degenerate_proportions() -> None:
     assert none_seen.effect == 0.0 and none_seen.winner is None
     with pytest.raises(ValueError):
         compare_proportions(5, 4, 1, 4, metric="thumbs_up", min_sample=1)
+
+
+def test_the_p_value_now_is_the_last_step_before_the_running_minimum() -> None:
+    from daemon.core import stats as ours
+
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(0, 1, 400), rng.normal(0.15, 1, 400)
+    now, running = ours.msprt_p_now(a, b), ours.msprt_p_value(a, b)
+    assert now is not None and running is not None and now >= running
+    # From the arms' totals alone: 1 / Lambda now, what the sequence reaches before its minimum.
+    lam = ours._log_lambda(400, a.mean(), a.var(ddof=1), 400, b.mean(), b.var(ddof=1), ours.MIXTURE_SD)
+    assert now == pytest.approx(float(ours._p_from(lam)))
+    assert ours.msprt_p_now(a[:5], b[:5]) is None  # before the burn-in
