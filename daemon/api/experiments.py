@@ -55,11 +55,8 @@ async def show(request: Request) -> Response:
     services = services_of(request)
     experiment = _get(services, request.path_params["name"])
     window = window_of(request.query_params) if "window" in request.query_params else None
-    since = window.since if window else 0.0
     bucket = window.bucket_seconds if window else 3600.0
-    if window is None:  # the whole experiment: buckets from its first call
-        since = await _first_call(services, experiment.name) or time.time()
-    results = await _results(services, experiment, since, bucket)
+    since, results = await _results(services, experiment, window.since if window else None, bucket)
     return JSON({
         **_described(experiment), "results": results, "since": since, "bucket_seconds": bucket,
         "transitions": await store.transitions(services.reader, experiment.name),
@@ -83,9 +80,7 @@ async def action(request: Request) -> Response:
     experiment = _get(services, name)
     arm = body.get("arm")
     if verb == "promote" and arm is None:  # the declared winner, or a refusal that says why not
-        results = await _results(
-            services, experiment, await _first_call(services, name) or time.time(), 3600.0
-        )
+        _, results = await _results(services, experiment, None, 3600.0)
         arm = results["winner"]
         if arm is None:
             raise Conflict(f"No winner is declared yet ({results['verdict']}): name the arm to promote.",
@@ -103,11 +98,16 @@ async def action(request: Request) -> Response:
     return JSON(_described(after))
 
 
-async def _results(services: Services, experiment: Experiment, since: float, bucket: float) -> dict[str, Any]:
-    """Read what is new and compute, off the event loop (a first read of 100k calls takes a while)."""
+async def _results(
+    services: Services, experiment: Experiment, since: float | None, bucket: float
+) -> tuple[float, dict[str, Any]]:
+    """Read what is new and compute, off the event loop (a first read of 100k calls takes a while).
+    Without `since`: the whole experiment, its buckets from its first call."""
 
-    def work() -> dict[str, Any]:
-        return summarize(experiment, services.experiment_calls.calls(experiment, since), since, bucket)
+    def work() -> tuple[float, dict[str, Any]]:
+        calls = services.experiment_calls.calls(experiment, since if since is not None else 0.0)
+        start = since if since is not None else float(calls.ts[0]) if calls.ts.size else time.time()
+        return start, summarize(experiment, calls, start, bucket)
 
     return await asyncio.to_thread(work)
 
@@ -215,12 +215,6 @@ def _get(services: Services, name: str) -> Experiment:
         return services.experiments.get(name)
     except LookupError as exc:
         raise NotFound(str(exc), param="name") from None
-
-
-async def _first_call(services: Services, name: str) -> float | None:
-    async with services.reader.execute("SELECT min(ts) FROM traces WHERE experiment = ?", (name,)) as cursor:
-        row = await cursor.fetchone()
-    return float(row[0]) if row and row[0] is not None else None
 
 
 async def _shadows(services: Services, name: str) -> list[dict[str, Any]]:
