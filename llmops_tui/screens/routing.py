@@ -5,7 +5,6 @@ and live latencies, and the latest shadow calls beside the answers served (c or 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from rich.console import Group
@@ -21,6 +20,7 @@ from textual.widgets import DataTable, Footer, Static
 from llmops_tui import format as fmt
 from llmops_tui import routing_cells as cells
 from llmops_tui.client import DaemonError
+from llmops_tui.screens.tables import refill
 from llmops_tui.screens.windowed import WindowedScreen
 from llmops_tui.widgets.route_split import RouteSplit, ShareTimeline
 from llmops_tui.widgets.shadow_dialog import ShadowDialog
@@ -158,7 +158,7 @@ class RoutingScreen(WindowedScreen):
         palette, order = self._palette(), cells.model_order(self.routes)
         rows = [cells.route_cells(route, palette, order) for route in self.routes]
         kept, widths = cells.fit_columns(cells.ROUTE_COLUMNS, rows, self._room(), {7}, (3, 1), 24)
-        _refill(
+        refill(
             table, cells.ROUTE_COLUMNS, rows, kept, widths, {2, 3, 4, 5, 6}, [r["name"] for r in self.routes]
         )
         names = [r["name"] for r in self.routes]
@@ -191,10 +191,7 @@ class RoutingScreen(WindowedScreen):
         palette = self._palette()
         rows = [cells.breaker_cells(b, palette, elapsed) for b in breakers]
         kept, widths = cells.fit_columns(cells.BREAKER_COLUMNS, rows, self._room(), set(), (1, 4))
-        cursor = table.cursor_row
-        _refill(table, cells.BREAKER_COLUMNS, rows, kept, widths, {3, 4, 5, 6, 7, 8})
-        if 0 <= cursor < len(rows):
-            table.move_cursor(row=cursor, animate=False)
+        refill(table, cells.BREAKER_COLUMNS, rows, kept, widths, {3, 4, 5, 6, 7, 8})
         notes = cells.breaker_notes(breakers)
         if breakers and not breakers[0]["enabled"]:
             notes.append(BREAKERS_OFF)
@@ -217,10 +214,7 @@ class RoutingScreen(WindowedScreen):
         palette, order = self._palette(), cells.model_order(self.routes)
         rows = [cells.shadow_cells(s, palette, order) for s in self.shadows]
         kept, widths = cells.fit_columns(cells.SHADOW_COLUMNS, rows, self._room(), {3, 7}, (1, 0, 5, 9), 20)
-        cursor = table.cursor_row
-        _refill(table, cells.SHADOW_COLUMNS, rows, kept, widths, {4, 5, 8, 9})
-        if 0 <= cursor < len(rows):
-            table.move_cursor(row=cursor, animate=False)
+        refill(table, cells.SHADOW_COLUMNS, rows, kept, widths, {4, 5, 8, 9})
         self.refresh_bindings()
 
     @on(DataTable.RowHighlighted, "#routing-routes")
@@ -263,23 +257,3 @@ class RoutingScreen(WindowedScreen):
         table = self.query_one("#routing-shadows", DataTable)
         if 0 <= table.cursor_row < len(self.shadows):
             self.app.push_screen(ShadowDialog(self.shadows[table.cursor_row], self.llmops.client))
-
-
-def fit_height(table: DataTable[Any]) -> None:
-    """As tall as its header and rows (up to the CSS max-height, then it scrolls): a DataTable of
-    `height: auto` filled after the first layout keeps a height of 0 inside a scrolling container."""
-    table.styles.height = table.row_count + 1
-
-
-def _refill(
-    table: DataTable[Any], columns: Sequence[str], rows: Sequence[Sequence[Any]], kept: Sequence[int],
-    widths: Sequence[int], right: set[int], keys: Sequence[str] | None = None,
-) -> None:  # fmt: skip
-    """The table anew with the `kept` columns of `rows` (numbers right-aligned), as tall as its rows."""
-    table.clear(columns=True)
-    for n, index in enumerate(kept):
-        header = Text(columns[index], justify="right" if index in right else "left")
-        table.add_column(header, width=widths[n])
-    for n, row in enumerate(rows):
-        table.add_row(*[row[i] for i in kept], key=keys[n] if keys is not None else None)
-    fit_height(table)
