@@ -17,6 +17,11 @@ class GatewayError(Exception):
     # for failures of the model's provider, never for a request that is wrong in itself.
     fallback = False
 
+    @property
+    def model_at_fault(self) -> bool:
+        """Whether a fallback failure says the model is unwell (its circuit breaker counts it)."""
+        return True
+
     def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -57,6 +62,14 @@ class NotFound(GatewayError):
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class Conflict(GatewayError):
+    """A change the resource's state does not allow now (an experiment's lifecycle): 409."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
 
 
 class MethodNotAllowed(GatewayError):

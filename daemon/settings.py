@@ -27,6 +27,13 @@ def data_dir() -> Path:
     return Path(platformdirs.user_data_dir("llmops"))
 
 
+def beside(profile_path: Path | None, setting: str) -> Path:
+    """A path a profile names: as written if absolute (or under ~), else relative to the profile's
+    folder (to the working directory for a profile read from no file)."""
+    path = Path(setting).expanduser()
+    return path if path.is_absolute() or profile_path is None else profile_path.parent / path
+
+
 def default_db_path() -> Path:
     return data_dir() / "llmops.db"
 

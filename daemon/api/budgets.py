@@ -15,13 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from daemon.api.common import JSON, authenticate, read_json, services_of
+from daemon.api.common import JSON, authenticate, read_json, services_of, who
 from daemon.api.spend import window_of
 from daemon.auth import require_admin
 from daemon.budgets.book import DEFAULT
 from daemon.core import budget
 from daemon.core.budget import PERIODS, Standing
-from daemon.core.principal import Principal
 from daemon.core.spend import fill_series
 from daemon.errors import InvalidRequest, NotFound
 from daemon.services import Services
@@ -96,7 +95,7 @@ async def put(request: Request) -> Response:
         raise InvalidRequest("A budget needs 'usd', 'tokens' or both.", param="usd")
 
     def job(conn: Any) -> None:
-        budget_store.set_limit(conn, subject, period, usd, tokens, warn_at, _who(principal))
+        budget_store.set_limit(conn, subject, period, usd, tokens, warn_at, who(principal))
 
     await services.writer.run(job)
     await services.budget_limits.refresh()  # this daemon's next call sees it
@@ -130,7 +129,7 @@ async def reset(request: Request) -> Response:
     per = body.get("per") if isinstance(body, dict) else None
     periods = [_period(per)] if per else list(PERIODS)
     at = time.time()
-    await services.writer.run(lambda conn: budget_store.reset(conn, subject, periods, at, _who(principal)))
+    await services.writer.run(lambda conn: budget_store.reset(conn, subject, periods, at, who(principal)))
     await services.budget_limits.refresh()  # this daemon's next call sees it
     return JSON({"object": "budget", "subject": subject, "reset_at": at, "periods": periods})
 
@@ -193,10 +192,6 @@ def _number(body: dict[str, Any], name: str, integer: bool = False, maximum: flo
         limit = f" up to {maximum:g}" if maximum is not None else ""
         raise InvalidRequest(f"Invalid '{name}': expected {what}{limit}, got {value!r}.", param=name)
     return value
-
-
-def _who(principal: Principal) -> str:
-    return principal.key_name or principal.user
 
 
 def config_of(section: Any) -> Any:

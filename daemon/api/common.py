@@ -56,3 +56,17 @@ def query_number(params: Any, name: str) -> float | None:
         return float(value)
     except ValueError:
         raise InvalidRequest(f"Invalid '{name}': expected a number, got {value!r}.", param=name) from None
+
+
+async def admin(request: Request) -> Principal:
+    """The caller, who must hold an admin key."""
+    from daemon.auth import require_admin
+
+    principal = await authenticate(request)
+    require_admin(principal)
+    return principal
+
+
+def who(principal: Principal) -> str:
+    """How a change is signed: the key's name, else its user."""
+    return principal.key_name or principal.user

@@ -13,37 +13,29 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from daemon.api.common import JSON, authenticate, read_json, services_of
+from daemon.api.common import JSON, admin, read_json, services_of, who
 from daemon.api.spend import window_of
-from daemon.auth import require_admin
 from daemon.core.experiment import TRANSITIONS, Arm, Experiment, LifecycleError, Scope
-from daemon.core.principal import Principal
-from daemon.errors import GatewayError, InvalidRequest, NotFound
+from daemon.errors import Conflict, InvalidRequest, NotFound
 from daemon.experiments.summary import METRICS, summarize
 from daemon.prompts.spec import NAME
 from daemon.services import Services
 from daemon.storage import experiments as store
 
 
-class Conflict(GatewayError):
-    status = 409
-    type = "invalid_request_error"
-    code = "conflict"
-
-
 async def list_experiments(request: Request) -> Response:
-    await _admin(request)
+    await admin(request)
     book = services_of(request).experiments
     return JSON({"object": "list", "data": [_described(e) for e in book.experiments.values()]})
 
 
 async def create(request: Request) -> Response:
-    principal = await _admin(request)
+    principal = await admin(request)
     services = services_of(request)
     body = await read_json(request)
     experiment = _parse(services, body)
     try:
-        await services.experiments.create(experiment, _who(principal))
+        await services.experiments.create(experiment, who(principal))
     except LookupError as exc:
         raise Conflict(str(exc), param="name") from None
     return JSON(_described(experiment), status_code=201)
@@ -51,7 +43,7 @@ async def create(request: Request) -> Response:
 
 async def show(request: Request) -> Response:
     """?window=today|7d|30d: the experiment, its transitions and its results over the window."""
-    await _admin(request)
+    await admin(request)
     services = services_of(request)
     experiment = _get(services, request.path_params["name"])
     window = window_of(request.query_params) if "window" in request.query_params else None
@@ -66,7 +58,7 @@ async def show(request: Request) -> Response:
 
 async def action(request: Request) -> Response:
     """POST {"share": 0.2 | "arm": "candidate" | "note": "..."} to shadow, start, ramp, promote, stop."""
-    principal = await _admin(request)
+    principal = await admin(request)
     services = services_of(request)
     name, verb = request.path_params["name"], request.path_params["action"]
     if verb not in TRANSITIONS:
@@ -87,7 +79,7 @@ async def action(request: Request) -> Response:
                            param="arm")  # fmt: skip
     try:
         after = await services.experiments.act(
-            name, verb, _who(principal), share=share, arm=arm, note=body.get("note")
+            name, verb, who(principal), share=share, arm=arm, note=body.get("note")
         )
     except LifecycleError as exc:
         raise Conflict(str(exc), param="action") from None
@@ -227,16 +219,6 @@ async def _shadows(services: Services, name: str) -> list[dict[str, Any]]:
             {"arm": arm, "calls": calls, "errors": errors, "mean_latency_ms": latency, "cost_usd": cost}
             for arm, calls, errors, latency, cost in await cursor.fetchall()
         ]
-
-
-async def _admin(request: Request) -> Principal:
-    principal = await authenticate(request)
-    require_admin(principal)
-    return principal
-
-
-def _who(principal: Principal) -> str:
-    return principal.key_name or principal.user
 
 
 routes = [

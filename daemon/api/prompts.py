@@ -10,9 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from daemon.api.common import JSON, authenticate, read_json, services_of
-from daemon.auth import require_admin
-from daemon.core.principal import Principal
+from daemon.api.common import JSON, admin, read_json, services_of, who
 from daemon.errors import InvalidRequest, NotFound
 from daemon.prompts import reference
 from daemon.prompts.registry import Registry, Version
@@ -74,7 +72,7 @@ async def compare(request: Request) -> Response:
 async def push(request: Request) -> Response:
     """A prompt as JSON ({name, messages, model, params, description, labels}) or {"yaml": TEXT}:
     a new version unless the same content is saved already (201 / 200)."""
-    principal = await _admin(request)
+    principal = await admin(request)
     body = await read_json(request)
     try:
         spec = (
@@ -87,7 +85,7 @@ async def push(request: Request) -> Response:
         compile_spec(spec)
     except SpecError as exc:
         raise InvalidRequest(str(exc), param="prompt") from None
-    saved = await services_of(request).prompts.save(spec, "api", _who(principal), spec.labels)
+    saved = await services_of(request).prompts.save(spec, "api", who(principal), spec.labels)
     answer = {"object": "prompt.version", "name": saved.name, "version": saved.version,
               "created": saved.created, "labels_moved": list(saved.moved)}  # fmt: skip
     return JSON(answer, status_code=201 if saved.created else 200)
@@ -95,7 +93,7 @@ async def push(request: Request) -> Response:
 
 async def label(request: Request) -> Response:
     """PUT {"version": N}: point the label at version N (a release, or a rollback)."""
-    principal = await _admin(request)
+    principal = await admin(request)
     name, label_name = request.path_params["name"], request.path_params["label"]
     if not NAME.match(label_name):
         raise InvalidRequest(f"Invalid label {label_name!r}: letters, digits, '_', '.', '-'.", param="label")
@@ -103,7 +101,7 @@ async def label(request: Request) -> Response:
     number = _int(body.get("version") if isinstance(body, dict) else None, "version")
     book = services_of(request).prompts
     book.registry.resolve(name, version=number)  # 404 for an unknown prompt or version
-    previous = await book.label(name, label_name, number, _who(principal))
+    previous = await book.label(name, label_name, number, who(principal))
     return JSON({"object": "prompt.label", "name": name, "label": label_name, "version": number,
                  "previous": previous})  # fmt: skip
 
@@ -128,14 +126,8 @@ def _full(found: Version) -> dict[str, Any]:
     return {**found.summary(), **found.spec.content(), "yaml": found.spec.as_yaml()}
 
 
-async def _admin(request: Request) -> Principal:
-    principal = await authenticate(request)
-    require_admin(principal)
-    return principal
-
-
 async def _registry(request: Request) -> Registry:
-    await _admin(request)
+    await admin(request)
     return services_of(request).prompts.registry
 
 
@@ -147,10 +139,6 @@ def _int(value: Any, param: str) -> int:
     if number < 1:
         raise NotFound(f"There is no version {number}.", param=param)
     return number
-
-
-def _who(principal: Principal) -> str:
-    return principal.key_name or principal.user
 
 
 routes = [

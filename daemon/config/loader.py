@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from daemon.config.schema import LlamaCppModel, Profile
 from daemon.core.cost import reference_price
+from daemon.settings import beside
 
 
 class ProfileError(Exception):
@@ -71,13 +72,12 @@ def _check_scorers(profile: Profile, source: str) -> None:
     """A complexity route's own scorer file must be readable: a bad one keeps the old profile."""
     from daemon.core import complexity
 
-    base = Path(source).parent if source != "<profile>" else Path.cwd()
+    profile_path = Path(source) if source != "<profile>" else None
     for name, route in profile.routes.items():
         scorer = getattr(route, "scorer", None)
         if scorer is None:
             continue
-        path = Path(scorer).expanduser()
-        path = path if path.is_absolute() else base / path
+        path = beside(profile_path, scorer)
         try:
             complexity.load(path)
         except (OSError, ValueError, KeyError, TypeError) as exc:

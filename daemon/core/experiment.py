@@ -9,7 +9,6 @@ may be skipped; `ab` and `rollout` differ only in name and in who may ramp (roll
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -126,11 +125,3 @@ def ramped(experiment: Experiment, arm_name: str, share: float) -> tuple[Arm, ..
         else replace(a, weight=(1 - share) * a.weight / rest)
         for a in experiment.arms
     )
-
-
-def split_counts(experiment: Experiment, subjects: Sequence[str]) -> dict[str, int]:
-    """How `subjects` fall over the arms (for checking a split)."""
-    counts = {a.name: 0 for a in experiment.arms}
-    for subject in subjects:
-        counts[experiment.assign(subject).name] += 1
-    return counts

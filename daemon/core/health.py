@@ -29,6 +29,10 @@ class Breaker:
     last_error: str | None = None
     changed_at: float = 0.0
 
+    def skips(self, now: float) -> bool:
+        """Whether a call now would skip the model (open, cooling down); changes nothing."""
+        return self.state == "open" and now < self.retry_at
+
     def allow(self, now: float) -> bool:
         if self.state == "closed":
             return True
@@ -146,6 +150,10 @@ class Health:
 
     def allow(self, model: str, now: float) -> bool:
         return not self.breaking or self.of(model).breaker.allow(now)
+
+    def skips(self, model: str, now: float) -> bool:
+        """Whether `allow` would turn the model down now, without taking a probe's turn."""
+        return self.breaking and self.of(model).breaker.skips(now)
 
     def succeeded(
         self, model: str, now: float, latency_ms: float | None, ttft_ms: float | None = None

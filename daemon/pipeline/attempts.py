@@ -84,7 +84,7 @@ async def attempt(
     except GatewayError as exc:
         record.status, record.http_status, record.error = "error", exc.status, exc.message
         record.latency_ms = ms(started)
-        if exc.fallback and getattr(exc, "model_at_fault", True):
+        if exc.fallback and exc.model_at_fault:
             health.failed(entry.name, time.time(), exc.message)
         else:
             health.abandoned(entry.name)

@@ -109,13 +109,8 @@ class ScorerFile:
     CHECK_SECONDS = 2.0
 
     def __init__(self, config: ComplexityRoute, profile_path: Path | None) -> None:
-        if config.scorer is not None:
-            path = Path(config.scorer).expanduser()
-            if not path.is_absolute() and profile_path is not None:
-                path = profile_path.parent / path
-        else:
-            path = settings.data_dir() / FITTED
-        self.path = path
+        fitted = settings.data_dir() / FITTED
+        self.path = settings.beside(profile_path, config.scorer) if config.scorer is not None else fitted
         self.model = complexity.default_model()
         self.mtime: float | None = None
         self.checked = -math.inf

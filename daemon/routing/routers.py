@@ -137,10 +137,9 @@ class LatencyRouter(Router):
         health, now = ctx.runtime.health, time.time()
         figures = []
         for name in self.models:
-            model = health.of(name)
-            usable = not health.breaking or model.breaker.state == "closed" or now >= model.breaker.retry_at
             # A model whose circuit is open goes last, whatever its figures.
-            figures.append(model.latencies.figures()[self.metric] if usable else float("inf"))
+            skipped = health.skips(name, now)
+            figures.append(float("inf") if skipped else health.of(name).latencies.figures()[self.metric])
         order = routing.latency_order(figures)
         if len(order) > 1 and self.explore and self.draw() < self.explore:
             order.insert(0, order.pop(1 + int(self.draw() * (len(order) - 1))))

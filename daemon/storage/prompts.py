@@ -124,8 +124,7 @@ async def usage(reader: aiosqlite.Connection, name: str) -> list[dict[str, Any]]
         """,
         (name,),
     ) as cursor:
-        columns = [c[0] for c in cursor.description]
-        return [dict(zip(columns, row, strict=True)) for row in await cursor.fetchall()]
+        return [dict(row) for row in await cursor.fetchall()]
 
 
 async def mark(reader: aiosqlite.Connection) -> tuple[Any, ...]:

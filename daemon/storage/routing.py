@@ -61,9 +61,7 @@ async def route_rows(reader: aiosqlite.Connection, since: float, until: float) -
         """,
         (since, until),
     )
-    return [
-        dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in await cursor.fetchall()
-    ]
+    return [dict(row) for row in await cursor.fetchall()]
 
 
 async def route_series(
@@ -100,9 +98,7 @@ async def recent_shadows(
         """,
         (since, until, limit),
     )
-    return [
-        dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in await cursor.fetchall()
-    ]
+    return [dict(row) for row in await cursor.fetchall()]
 
 
 async def shadow_totals(reader: aiosqlite.Connection, since: float, until: float) -> list[dict[str, Any]]:
@@ -114,6 +110,4 @@ async def shadow_totals(reader: aiosqlite.Connection, since: float, until: float
         """,
         (since, until),
     )
-    return [
-        dict(zip([c[0] for c in cursor.description], row, strict=True)) for row in await cursor.fetchall()
-    ]
+    return [dict(row) for row in await cursor.fetchall()]

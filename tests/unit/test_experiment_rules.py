@@ -6,9 +6,17 @@ import math
 
 import pytest
 
-from daemon.core.experiment import Arm, Experiment, LifecycleError, Scope, act, ramped, split_counts
+from daemon.core.experiment import Arm, Experiment, LifecycleError, Scope, act, ramped
 
 USERS = [f"user-{i}" for i in range(10_000)]
+
+
+def split_counts(experiment: Experiment, subjects: list[str]) -> dict[str, int]:
+    """How `subjects` fall over the arms."""
+    counts = {a.name: 0 for a in experiment.arms}
+    for subject in subjects:
+        counts[experiment.assign(subject).name] += 1
+    return counts
 
 
 def running(*weights: float, state: str = "ab") -> Experiment:
