@@ -85,8 +85,8 @@ async def action(request: Request) -> Response:
         raise Conflict(str(exc), param="action") from None
     except LookupError as exc:
         raise InvalidRequest(str(exc), param="arm") from None
-    if verb == "promote" and after.winner is not None:
-        services.prompts.registry.set_label(after.prompt, after.label, after.arm(after.winner).version)
+    if verb == "promote":  # the label moved in the database: the registry reads it again
+        await services.prompts.catch_up()
     return JSON(_described(after))
 
 

@@ -3,6 +3,7 @@ running on a prompt (without I/O); changes go to the database first, then here."
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import aiosqlite
@@ -19,18 +20,24 @@ class ExperimentBook:
         self.experiments: dict[str, Experiment] = {}
         self.running: dict[str, Experiment] = {}  # by prompt: at most one active experiment a prompt
         self.mark: int | None = None  # the last transition's id when last read
+        self._lock = asyncio.Lock()  # a change here and a reload never interleave (see PromptBook)
 
     async def load(self) -> None:
+        async with self._lock:
+            await self._load()
+
+    async def _load(self) -> None:
         self.mark = await store.mark(self.reader)
         self.experiments = {e.name: e for e in await store.load_all(self.reader)}
         self._index()
 
     async def catch_up(self) -> bool:
         """Reload if another daemon created an experiment or moved one along its lifecycle."""
-        if await store.mark(self.reader) == self.mark:
-            return False
-        await self.load()
-        return True
+        async with self._lock:
+            if await store.mark(self.reader) == self.mark:
+                return False
+            await self._load()
+            return True
 
     def _index(self) -> None:
         self.running = {e.prompt: e for e in self.experiments.values() if e.state in ACTIVE}
@@ -43,8 +50,9 @@ class ExperimentBook:
         return found
 
     async def create(self, experiment: Experiment, by: str | None) -> Experiment:
-        await self.writer.run(store.create_job(experiment, by))
-        self.experiments[experiment.name] = experiment
+        async with self._lock:
+            await self.writer.run(store.create_job(experiment, by))
+            self.experiments[experiment.name] = experiment
         return experiment
 
     async def act(
@@ -52,6 +60,12 @@ class ExperimentBook:
         note: str | None = None,
     ) -> Experiment:  # fmt: skip
         """Apply a lifecycle action: shadow [share], start, ramp ARM share, promote [ARM], stop."""
+        async with self._lock:
+            return await self._act(name, action, by, share, arm, note)
+
+    async def _act(
+        self, name: str, action: str, by: str | None, share: float | None, arm: str | None, note: str | None
+    ) -> Experiment:
         before = self.get(name)
         state = act(before, action)
         after = replace(before, state=state)

@@ -5,6 +5,7 @@ saved keep serving."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ import aiosqlite
 from daemon.prompts.registry import Registry
 from daemon.prompts.render import compile_spec
 from daemon.prompts.spec import PromptSpec, SpecError, parse_yaml
+from daemon.settings import beside
 from daemon.storage import prompts as store
 from daemon.storage.writer import Writer
 
@@ -54,23 +56,37 @@ class PromptBook:
         self.registry = Registry()
         self.errors: list[str] = []  # the prompt folder's files that could not be used
         self.mark: tuple[Any, ...] = ()  # the database's state when last read (store.mark)
+        # A change here and a reload are never interleaved: a reload that read the database just
+        # before a change would otherwise put the old state back in memory.
+        self._lock = asyncio.Lock()
 
     async def load(self) -> None:
+        async with self._lock:
+            await self._load()
+
+    async def _load(self) -> None:
         self.mark = await store.mark(self.reader)
         self.registry.load(*await store.load_all(self.reader))
 
     async def catch_up(self) -> bool:
-        """Reload if the database changed since (another daemon pushed a version or moved a label)."""
-        if await store.mark(self.reader) == self.mark:
-            return False
-        await self.load()
-        return True
+        """Reload if the database changed since (another daemon pushed a version or moved a label,
+        or a promotion here did)."""
+        async with self._lock:
+            if await store.mark(self.reader) == self.mark:
+                return False
+            await self._load()
+            return True
 
     async def save(
         self, spec: PromptSpec, source: str, by: str | None, labels: tuple[str, ...] = ()
     ) -> store.Saved:
         """A new version (unless its content exists already), then the registry."""
-        saved: store.Saved = await self.writer.run(store.save_job(spec, source, by, labels))
+        async with self._lock:
+            saved: store.Saved = await self.writer.run(store.save_job(spec, source, by, labels))
+            self._add(spec, saved, source, by)
+        return saved
+
+    def _add(self, spec: PromptSpec, saved: store.Saved, source: str, by: str | None) -> None:
         if saved.created:
             self.registry.add({
                 "name": spec.name, "version": saved.version, "hash": spec.content_hash(),
@@ -78,11 +94,11 @@ class PromptBook:
             })  # fmt: skip
             for label in saved.moved:
                 self.registry.set_label(spec.name, label, saved.version)
-        return saved
 
     async def label(self, name: str, label: str, version: int, by: str | None) -> int | None:
-        previous: int | None = await self.writer.run(store.label_job(name, label, version, by))
-        self.registry.set_label(name, label, version)
+        async with self._lock:
+            previous: int | None = await self.writer.run(store.label_job(name, label, version, by))
+            self.registry.set_label(name, label, version)
         return previous
 
     async def sync_folder(self, folder: Path) -> list[store.Saved]:
@@ -102,7 +118,4 @@ class PromptBook:
 
 def folder_of(profile_path: Path | None, setting: str | None) -> Path | None:
     """The prompt folder: the profile's `prompts:` (relative to the profile), else `prompts/` beside it."""
-    if profile_path is None:
-        return None
-    path = Path(setting).expanduser() if setting else Path("prompts")
-    return path if path.is_absolute() else profile_path.parent / path
+    return beside(profile_path, setting or "prompts") if profile_path is not None else None
