@@ -26,6 +26,9 @@ from _harness import Processes, cpu_seconds, median, percentile, run_loop, start
 from cache import request, start
 from gateway import MODEL, PROFILE, chat_body, python_load, wrk_load
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from daemon.storage.budgets import catch_up_ledger  # noqa: E402
+
 TARGET_ADDED_P50_MS = 0.1
 TARGET_THROUGHPUT = 0.8
 BUDGETS = """\
@@ -101,8 +104,11 @@ def main() -> int:
 
 
 def check_ledger(db: Path) -> str:
-    conn = sqlite3.connect(db)
+    conn = sqlite3.connect(db, isolation_level=None)
     try:
+        conn.execute("BEGIN IMMEDIATE")  # as a daemon's check-in does: the ledger follows the traces
+        catch_up_ledger(conn)
+        conn.execute("COMMIT")
         ledger = conn.execute(
             "SELECT spent_nanos, spent_tokens FROM budget_ledger"
             " WHERE subject = 'user:bench' AND period = 'day'"

@@ -28,15 +28,6 @@ class Subjects:
     user: str | None
     team: str | None
 
-    def names(self) -> list[str]:
-        """Its ledger subjects: a call is charged to each."""
-        found = [f"key:{self.key_id}"] if self.key_id else []
-        if self.user:
-            found.append(f"user:{self.user}")
-        if self.team:
-            found.append(f"team:{self.team}")
-        return found
-
 
 @dataclass(slots=True)
 class Plan:
@@ -46,7 +37,6 @@ class Plan:
     windows: list[Window]
     leases: list[Lease]
     names: str  # `user:alice/day, team:ml/week`, for the trace
-    subjects: list[str]  # whom its calls are charged to
     since: float  # the last of its windows to start
     until: float  # the first of its windows to end
 
@@ -90,7 +80,7 @@ class BudgetBook:
             self._plans.clear()
         found = self._plans[(key_id, user, team)] = Plan(
             limits, windows, [leases.of(x, w) for x, w in zip(limits, windows, strict=True)],
-            ", ".join(limit.name for limit in limits), who.names(), max(w.start for w in windows),
+            ", ".join(limit.name for limit in limits), max(w.start for w in windows),
             min(w.end for w in windows),
         )  # fmt: skip
         return found

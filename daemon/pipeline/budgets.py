@@ -10,10 +10,10 @@ one write transaction (storage/budgets.py `lease_job`), which the database grant
 the limit less what is spent and what every daemon holds: no two calls, nor two daemons on one
 database, can both take the last of a budget. A call that does not fit gets a 429
 `budget_exceeded` naming the budget.
-After: the reservation is released, and the real cost charged to the ledger in the trace's own
-transaction, however the call ended (answered, failed, its client gone); a cache hit never
-reserves. A crashed process's leases are deleted by the next daemon to check in
-(budgets/limits.py).
+After: the reservation is released, however the call ended (answered, failed, its client gone);
+the real cost reaches the ledger with the trace itself, which the ledger sums (storage/budgets.py
+`_spent`): no write of its own. A cache hit never reserves. A crashed process's leases are deleted
+by the next daemon to check in (budgets/limits.py).
 Headers: `x-llmops-budget-remaining-usd`, `-tokens`, `x-llmops-budget` (the binding budget) and
 `x-llmops-budget-warning` once a budget's warning share is reached.
 """
@@ -28,7 +28,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from daemon import tokens
-from daemon.budgets.book import BudgetBook, Subjects
+from daemon.budgets.book import BudgetBook
 from daemon.budgets.leases import Lease
 from daemon.budgets.limits import BudgetLimits
 from daemon.config.limits import BudgetsConfig
@@ -40,7 +40,7 @@ from daemon.errors import BudgetExceeded
 from daemon.pipeline.context import Context, Outcome
 from daemon.pipeline.stage import Answer, Stage
 from daemon.runtime import ModelEntry
-from daemon.storage.budgets import Ask, Grant, lease_job, settle_job
+from daemon.storage.budgets import Ask, Grant, lease_job
 from daemon.storage.writer import Writer
 
 if TYPE_CHECKING:
@@ -54,7 +54,6 @@ BINDING, WARNING = "x-llmops-budget", "x-llmops-budget-warning"
 class _Held:
     need: Need
     leases: list[Lease]  # the call holds `need` in each
-    subjects: list[str]  # whom it is charged to
 
 
 class BudgetStage(Stage):
@@ -82,12 +81,12 @@ class BudgetStage(Stage):
         if all(lease.covers(limit, nanos, count) for lease, limit in zip(leases, plan.limits, strict=True)):
             for lease in leases:  # in memory: the leases have room (the common case)
                 lease.hold(nanos, count)
-            ctx.state[self.name] = _Held(need, leases, plan.subjects)
+            ctx.state[self.name] = _Held(need, leases)
             how = "this daemon's lease"
         else:
             need = self._worst_case(ctx, counted=True)
             budgets = list(zip(plan.limits, plan.windows, strict=True))
-            await self._grow(ctx, budgets, leases, need, book, trace.ts, plan.subjects)
+            await self._grow(ctx, budgets, leases, need, book, trace.ts)
             how = "the database"
         if ctx.stream:  # its headers go out before it ends; a JSON answer's say what it cost instead
             self._tell(ctx, leases, need)
@@ -96,7 +95,7 @@ class BudgetStage(Stage):
 
     async def _grow(
         self, ctx: Context, budgets: list[tuple[Limit, Window]], leases: list[Lease], need: Need,
-        book: BudgetBook, now: float, subjects: list[str],
+        book: BudgetBook, now: float,
     ) -> None:  # fmt: skip
         """Claim the leases' spare room and ask the database for the rest, in one transaction over
         every budget; raise the 429 if one has no room."""
@@ -107,7 +106,7 @@ class BudgetStage(Stage):
             asks.append(
                 Ask(limit, window, max(0, need.usd_nanos - n), max(0, need.tokens - t), n, t, *synced)
             )
-        granted = partial(self._granted, ctx, _Held(need, leases, subjects), asks)
+        granted = partial(self._granted, ctx, _Held(need, leases), asks)
         job = lease_job(self.limits.owner, asks, need)
         grants: list[Grant] = await self.writer.run_then(job, granted, alone=ctx.runtime.in_flight <= 1)
         refused = next((lease for lease, g in zip(leases, grants, strict=True) if not g.fits), None)
@@ -141,17 +140,10 @@ class BudgetStage(Stage):
 
     def after(self, ctx: Context, outcome: Outcome) -> None:
         held: _Held | None = ctx.state.get(self.name)
+        if held is None:  # nothing to release: the trace itself charges the ledger (storage/budgets.py)
+            return
         trace = ctx.trace
         cost, used = budget.nanos(trace.cost_usd), trace.prompt_tokens + trace.completion_tokens
-        if cost or used:
-            subjects = (
-                held.subjects
-                if held is not None
-                else Subjects(trace.key_id, None, trace.user, trace.team).names()
-            )
-            ctx.jobs.append(settle_job(subjects, trace.ts, cost, used))
-        if held is None:
-            return
         for lease in held.leases:
             lease.settle((held.need.usd_nanos, held.need.tokens), cost, used)
         if not ctx.stream:

@@ -8,14 +8,15 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from daemon.core.budget import Limit, Need, Standing, Window, spare
 
 LEDGER_KEPT_SECONDS = 86_400  # a window's ledger row is kept this long after it ends
+SHORT_WALK = 4096  # traces since a ledger row was read, walked one by one rather than by subject
 # The traces column that names each kind of subject.
 SUBJECT_COLUMNS = {"user": "user", "key": "key_id", "team": "team"}
+LeaseKey = tuple[str, str, float]  # (subject, period, window_start): a lease's, and a ledger row's
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,58 +112,84 @@ def standing(
 
 
 def _spent(conn: Any, limit: Limit, window: Window) -> tuple[int, int]:
-    """The window's ledger row (made from the traces if it is new)."""
+    """The window's spent amount: its ledger row brought up to the newest trace (the row is made
+    from the traces if it is new)."""
     key = (limit.subject, limit.period, window.start)
+    newest = _newest(conn)
     row = conn.execute(
-        "SELECT spent_nanos, spent_tokens FROM budget_ledger"
+        "SELECT spent_nanos, spent_tokens, through_seq FROM budget_ledger"
         " WHERE subject = ? AND period = ? AND window_start = ?",
         key,
     ).fetchone()
     if row is not None:
-        return int(row[0]), int(row[1])
+        return _catch_up(conn, key, window, (int(row[0]), int(row[1])), int(row[2]), newest)
     spent = _traced(conn, limit.subject, window)
     conn.execute(
-        "INSERT INTO budget_ledger (subject, period, window_start, window_end, spent_nanos, spent_tokens)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (*key, window.end, *spent),
+        "INSERT INTO budget_ledger (subject, period, window_start, window_end, spent_nanos,"
+        " spent_tokens, through_seq) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (*key, window.end, *spent, newest),
     )
     return spent
 
 
-def _traced(conn: Any, subject: str, window: Window) -> tuple[int, int]:
-    """What the subject's traces in the window spent: a new ledger row starts from them."""
+def catch_up_ledger(conn: Any) -> None:
+    """Bring every ledger row up to the newest trace (the check-in does, every few seconds: a row
+    read with plain SQL is never far behind, and no read has a long way to walk)."""
+    newest = _newest(conn)
+    rows = conn.execute(
+        "SELECT subject, period, window_start, window_end, spent_nanos, spent_tokens, through_seq"
+        " FROM budget_ledger WHERE through_seq != ?",
+        (newest,),
+    ).fetchall()
+    for subject, period, start, end, nanos, tokens, through in rows:
+        _catch_up(conn, (subject, period, start), Window(start, end), (nanos, tokens), through, newest)
+
+
+def _newest(conn: Any) -> int:
+    return int(conn.execute("SELECT coalesce(max(seq), 0) FROM traces").fetchone()[0])
+
+
+def _catch_up(
+    conn: Any, key: LeaseKey, window: Window, spent: tuple[int, int], through: int, newest: int
+) -> tuple[int, int]:
+    """A ledger row's spent amount through trace `newest`, from what it held through `through`.
+    Settling a call writes nothing but its trace: the ledger is a running sum of the traces, so it
+    cannot drift from them, and a crash loses nothing of it."""
+    if through == newest:
+        return spent
+    if through > newest:  # traces were deleted (the gateway never does): the ledger follows them
+        spent = _traced(conn, key[0], window)
+    else:
+        since = _traced(conn, key[0], window, through, newest)
+        spent = (spent[0] + since[0], spent[1] + since[1])
+    conn.execute(
+        "UPDATE budget_ledger SET spent_nanos = ?, spent_tokens = ?, through_seq = ?"
+        " WHERE subject = ? AND period = ? AND window_start = ?",
+        (*spent, newest, *key),
+    )
+    return spent
+
+
+def _traced(
+    conn: Any, subject: str, window: Window, after_seq: int | None = None, newest: int = 0
+) -> tuple[int, int]:
+    """What the subject's traces in the window spent (only those after trace `after_seq`, up to
+    `newest`: found by walking the traces since, when they are few, not the subject's window)."""
     kind, _, name = subject.partition(":")
     column = SUBJECT_COLUMNS[kind]
-    row = conn.execute(
+    sums = (
         "SELECT coalesce(sum(CAST(round(cost_usd * 1e9) AS INTEGER)), 0),"
-        f" coalesce(sum(prompt_tokens + completion_tokens), 0) FROM traces WHERE {column} = ?"
-        " AND ts >= ? AND ts < ?",
-        (name, window.start, window.end),
-    ).fetchone()
-    return int(row[0]), int(row[1])
-
-
-LeaseKey = tuple[str, str, float]  # (subject, period, window_start)
-
-
-def settle_job(subjects: Sequence[str], ts: float, cost_nanos: int, tokens: int) -> Callable[[Any], None]:
-    """In the transaction that writes a call's trace: add what it cost to every window of its
-    subjects holding its start (`ts`). (Its process's lease is brought down later: see
-    budgets/leases.py.)"""
-    sql = _settle_sql(len(subjects))
-
-    def job(conn: Any) -> None:
-        conn.execute(sql, (cost_nanos, tokens, *subjects, ts, ts))
-
-    return job
-
-
-@lru_cache(maxsize=8)
-def _settle_sql(subjects: int) -> str:
-    return (
-        "UPDATE budget_ledger SET spent_nanos = spent_nanos + ?, spent_tokens = spent_tokens + ?"
-        f" WHERE subject IN ({', '.join('?' * subjects)}) AND window_start <= ? AND window_end > ?"
+        " coalesce(sum(prompt_tokens + completion_tokens), 0) FROM traces"
     )
+    args: tuple[Any, ...] = (name, window.start, window.end)
+    if after_seq is None:
+        query = f"{sums} WHERE {column} = ? AND ts >= ? AND ts < ?"
+    elif newest - after_seq <= SHORT_WALK:  # the unary + keeps SQLite off the subject's index
+        query, args = f"{sums} WHERE seq > ? AND +{column} = ? AND +ts >= ? AND +ts < ?", (after_seq, *args)
+    else:  # a subject quiet for long: its own window's traces are fewer than all traces since
+        query, args = f"{sums} WHERE {column} = ? AND ts >= ? AND ts < ? AND seq > ?", (*args, after_seq)
+    row = conn.execute(query, args).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def give_back_job(owner: str, returned: Sequence[tuple[LeaseKey, int, int]]) -> Callable[[Any], None]:
@@ -210,9 +237,10 @@ def check_in_job(
             "DELETE FROM budget_leases WHERE owner NOT IN (SELECT id FROM budget_owners)"
         ).rowcount
         conn.execute("DELETE FROM budget_leases WHERE window_end <= ?", (now,))  # no call reserves there
-        # A past window's ledger row is only its traces' sum, and settling a call scans its subject's
-        # rows: keep them few (a row is made again from the traces if ever needed).
+        # A past window's ledger row is only its traces' sum: keep the rows few (a row is made
+        # again from the traces if ever needed).
         conn.execute("DELETE FROM budget_ledger WHERE window_end < ?", (now - LEDGER_KEPT_SECONDS,))
+        catch_up_ledger(conn)
         return int(released + orphans)
 
     return job

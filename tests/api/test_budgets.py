@@ -16,6 +16,7 @@ import httpx
 import openai
 import pytest
 
+from daemon.storage import budgets as budget_store
 from tests.daemon_process import DaemonProcess, fake_profile, wait_until
 from tests.fixtures.fake_openai import FakeOpenAI
 
@@ -47,8 +48,11 @@ def budgets(url: str, subject: str) -> list[dict[str, Any]]:
 def ledger_and_traces(db: Path, user: str) -> tuple[tuple[int, int], tuple[int, int], int]:
     """The ledger's spent (nano-USD, tokens) for the user, the sum of the user's traces, and the
     nano-USD the daemons' leases hold of the user's budgets."""
-    conn = sqlite3.connect(db)
+    conn = sqlite3.connect(db, isolation_level=None)
     try:
+        conn.execute("BEGIN IMMEDIATE")  # the ledger follows the traces: bring it up to date first,
+        budget_store.catch_up_ledger(conn)  # as a daemon's check-in does every few seconds
+        conn.execute("COMMIT")
         ledger = conn.execute(
             "SELECT coalesce(sum(spent_nanos), 0), coalesce(sum(spent_tokens), 0) FROM budget_ledger"
             " WHERE subject = ?", (f"user:{user}",)

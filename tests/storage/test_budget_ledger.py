@@ -16,7 +16,8 @@ from daemon.core import budget
 from daemon.core.budget import Limit
 from daemon.core.trace import Trace, new_trace_id
 from daemon.storage import db
-from daemon.storage.budgets import Ask, check_in_job, give_back_job, lease_job, settle_job, standing
+from daemon.storage import budgets as budget_store
+from daemon.storage.budgets import Ask, check_in_job, give_back_job, lease_job, standing
 from daemon.storage.migrate import migrate
 from daemon.storage.traces import insert_job
 
@@ -61,20 +62,18 @@ def leased(conn: Any, limit: Limit, owner: str = "me") -> tuple[int, int]:
     return (row[0], row[1]) if row else (0, 0)
 
 
-def call(conn: Any, ts: float, cost_usd: float, tokens: int) -> None:
-    """A call's trace written with its settlement, as the ending does."""
+def call(conn: Any, ts: float, cost_usd: float, tokens: int, user: str = "alice") -> None:
+    """A call's trace: all that settling it writes."""
     trace = Trace(
         id=new_trace_id(),
         ts=ts,
         endpoint="chat",
-        user="alice",
+        user=user,
         team="ml",
         cost_usd=cost_usd,
         prompt_tokens=tokens,
     )
-    settle = settle_job(["user:alice", "team:ml"], ts, budget.nanos(cost_usd), tokens)
-    insert = insert_job(trace)
-    run(conn, lambda c: (insert(c), settle(c)))
+    run(conn, insert_job(trace))
 
 
 NEED = budget.worst_case(100, 300, [(1.0, 1.0)])  # 400 tokens, $0.0004
@@ -135,12 +134,34 @@ def test_settling_charges_every_window_and_the_lease_comes_down_later(conn: Any)
     day = standing(conn, DAY, budget.window("day", now, PARIS))
     month = standing(conn, TEAM, budget.window("month", now, PARIS))
     assert day.spent_nanos == 100_000 and month.spent_tokens == 120
-    # Settling writes the ledger alone: the lease stays as it was (other processes see less room,
+    # Settling writes the trace alone: the lease stays as it was (other processes see less room,
     # never more) until the process hands the settled cost back with its spare room.
     assert leased(conn, DAY)[0] == NEED.usd_nanos
     key = (DAY.subject, DAY.period, budget.window("day", now, PARIS).start)
     run(conn, give_back_job("me", [(key, NEED.usd_nanos, 0)]))
     assert leased(conn, DAY) == (0, 0)
+
+
+@pytest.mark.parametrize("short_walk", [budget_store.SHORT_WALK, 0], ids=["walk-since", "by-subject"])
+def test_the_ledger_sums_the_traces_since_it_was_last_read(
+    conn: Any, monkeypatch: pytest.MonkeyPatch, short_walk: int
+) -> None:
+    """Read, written, read again: each read adds only the subject's new traces in its window, by
+    walking the traces since (few) or the subject's own (a subject quiet for long)."""
+    monkeypatch.setattr(budget_store, "SHORT_WALK", short_walk)
+    now = at("2026-12-01 12:00")
+    window = budget.window("day", now, PARIS)
+    call(conn, now, 0.0001, 10)
+    assert run(conn, lambda c: standing(c, DAY, window)).spent_nanos == 100_000  # the row is made
+    call(conn, now + 60, 0.0002, 20)
+    call(conn, now + 60, 0.5, 20, user="bob")  # another subject
+    call(conn, at("2026-12-02 12:00"), 0.5, 20)  # another window
+    call(conn, now + 120, 0.0003, 30)
+    first = run(conn, lambda c: standing(c, DAY, window))
+    again = run(conn, lambda c: standing(c, DAY, window))
+    assert (first.spent_nanos, first.spent_tokens) == (600_000, 60) == (again.spent_nanos, again.spent_tokens)
+    row = conn.execute("SELECT spent_nanos, through_seq FROM budget_ledger WHERE subject = 'user:alice'")
+    assert row.fetchone() == (600_000, conn.execute("SELECT max(seq) FROM traces").fetchone()[0])
 
 
 def test_a_gone_processs_leases_are_deleted_at_check_in(conn: Any) -> None:
