@@ -97,10 +97,8 @@ class SemanticLookup:
         self.threshold = config.threshold if config.threshold is not None else default
 
     async def embed(self, text: str) -> np.ndarray:
-        """The question's embedding, L2-normalised float32, of its words: MiniLM put "...France?"
-        and "...France" at 0.91, a rephrasing at 0.99, so edge whitespace and a trailing ? ! or .
-        are left out."""
-        words = " ".join(text.split()).rstrip("?!. ") or text
+        """The question's embedding (of `question_words`), L2-normalised float32."""
+        words = question_words(text)
         name = self.embedder.name
         call = Call({"model": name, "input": words}, name, self.embedder.upstream_model)
         result = await self.embedder.provider.embed(call)
@@ -142,6 +140,12 @@ class SemanticLookup:
         asked, answered = await self.embed(question), await self.embed(entry_question)
         assert self.table is not None  # embed() set it
         return self.table, asked, answered
+
+
+def question_words(text: str) -> str:
+    """What is embedded of a question: MiniLM put "...France?" and "...France" at 0.91, a
+    rephrasing at 0.99, so edge whitespace and a trailing ? ! or . are left out."""
+    return " ".join(text.split()).rstrip("?!. ") or text
 
 
 def fits(verifier: Verifier, embedder: ModelEntry) -> bool:
