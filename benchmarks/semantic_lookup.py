@@ -1,7 +1,7 @@
 """The semantic cache's lookup latency at 1k, 10k and 100k entries: embed the question (MiniLM
 through the product's LlamaCppProvider and its worker thread), search its space (the binary codes
 in memory, as cache/codes.py holds them, then the candidates' float vectors from sqlite-vec
-through an aiosqlite reader, as the daemon does), and rescore and choose among them with the
+by rowid on a blocking connection, as the daemon does), and rescore and choose among them with the
 shipped verifier, as the daemon does by default. Target: p50 <= 10 ms at 100k. The last column
 times sqlite-vec's own KNN scan of the same codes (the search before the in-memory mirror), and
 checks that it finds the same candidates.
@@ -94,6 +94,7 @@ async def measure(
     provider: LlamaCppProvider, path: Path, table: str, codes: Codes, queries: list[str]
 ) -> dict[str, list[float]]:
     reader = await db.connect(path)
+    sync = db.connect_sync(path)  # the daemon's cache reader: blocking point lookups
     verifier = Verifier.load()
     times: dict[str, list[float]] = {name: [] for name in ("embed", "search", "choose", "lookup", "knn")}
     knn = f"SELECT entry_id, vector FROM {table} WHERE bits MATCH vec_bit(?) AND k = 10 AND space = ?"
@@ -105,7 +106,7 @@ async def measure(
             vector /= np.linalg.norm(vector)
             embedded = time.perf_counter()
             keys = codes.nearest(table, SPACE, code_of(vector), 10)  # what SemanticLookup.find does
-            found = await vectors_of(reader, table, keys)
+            found = vectors_of(sync, table, keys)
             candidates = [(key, found[key]) for key in keys if key in found]
             searched = time.perf_counter()
             choose(vector, candidates, verifier.threshold, verifier)
@@ -121,6 +122,7 @@ async def measure(
                 times[name].append(value * 1000)
     finally:
         await reader.close()
+        sync.close()
     return times
 
 

@@ -83,8 +83,9 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         writer = Writer(settings.db_path, upkeep=index_backlog)
         await asyncio.to_thread(writer.start)
-        readers = [await db.connect(settings.db_path) for _ in range(3)]
-        reader, auth_reader, cache_reader = readers
+        readers = [await db.connect(settings.db_path) for _ in range(2)]
+        reader, auth_reader = readers
+        cache_reader = db.connect_sync(settings.db_path)  # point lookups, on the event loop
         saved = await asyncio.to_thread(_load_cache, settings.db_path)
         services = Services(settings, profile, writer, reader, auth_reader, stages, cache_reader, saved)
         await services.forget_old_embedders()
@@ -147,6 +148,7 @@ def create_app(settings: Settings, profile: Profile, stages: Sequence[StageFacto
             await asyncio.to_thread(writer.stop)  # every queued trace is written before we exit
             for connection in readers:
                 await connection.close()
+            cache_reader.close()
             log.info("llmops stopped cleanly: in-flight requests finished, traces written")
 
     state = State()

@@ -47,7 +47,7 @@ class Services:
     def __init__(
         self, settings: Settings, profile: Profile, writer: Writer, reader: aiosqlite.Connection,
         auth_reader: aiosqlite.Connection, stages: Sequence[StageFactory],
-        cache_reader: aiosqlite.Connection | None = None, saved: SavedCache | None = None,
+        cache_reader: Any, saved: SavedCache | None = None,
     ) -> None:  # fmt: skip
         self.settings = settings
         self.writer = writer
@@ -58,9 +58,9 @@ class Services:
         self.authenticator = Authenticator(auth_reader, loopback=settings.loopback)
         saved = saved or SavedCache()
         self.exact_cache = ExactIndex(saved.entries, saved.codes)  # entries and semantic search codes
-        # The semantic cache's searches get a connection of their own: an admin query must not
-        # hold up a lookup.
-        self.cache_reader = cache_reader or reader
+        # The semantic cache's searches get a blocking connection of their own: a few point
+        # lookups by rowid, quicker on the event loop than a hop to a reader thread and back.
+        self.cache_reader = cache_reader
         self.cache_fences = Fences()  # what the semantic cache learnt from bad hits
         self.cache_fences.load(saved.fences)
         self._verifier: Verifier | None = None

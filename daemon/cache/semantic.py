@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import aiosqlite
 import numpy as np
 
 from daemon.cache.codes import code_of
@@ -80,13 +80,13 @@ def choose(
 class SemanticLookup:
     def __init__(
         self, config: SemanticCacheConfig, embedder: ModelEntry, index: ExactIndex,
-        reader: aiosqlite.Connection, verifier: Verifier | None = None, fences: Fences | None = None,
+        reader: Any, verifier: Verifier | None = None, fences: Fences | None = None,
     ) -> None:  # fmt: skip
         self.config = config
         self.index = index
         self.fences = fences
         self.embedder = embedder
-        self.reader = reader
+        self.reader = reader  # a blocking connection: the candidates' vectors are point lookups
         self.identity = embedder_identity(embedder)
         self.table: str | None = None  # known once the embedder says how many dimensions it gives
         usable = verifier is not None and config.verify and fits(verifier, embedder)
@@ -123,7 +123,7 @@ class SemanticLookup:
             if entry is not None and entry.vector is not None:
                 held[key] = np.frombuffer(entry.vector, np.float32)
         missing = [key for key in keys if key not in held]
-        held |= await vectors_of(self.reader, table, missing) if missing else {}
+        held |= vectors_of(self.reader, table, missing) if missing else {}
         return [(key, held[key]) for key in keys if key in held and held[key].size == vector.size], table
 
     def choose(

@@ -145,15 +145,16 @@ def load_codes(conn: Any, entries: Iterable[CacheEntry]) -> list[CodeRow]:
     return rows
 
 
-async def vectors_of(conn: aiosqlite.Connection, table: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+def vectors_of(conn: Any, table: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
     """The float vectors of entries `keys` of `table`, by key (those not found are left out), in
-    one statement of point lookups by rowid (vec0 scans the whole table for `rowid IN (...)`)."""
+    one statement of point lookups by rowid (vec0 scans the whole table for `rowid IN (...)`).
+    Blocking, on the caller's thread: ten point lookups take ~0.1-0.4 ms, less than a hop to a
+    reader thread and back (~0.8 ms at 100k entries)."""
     if not keys:
         return {}
     sql = " UNION ALL ".join([f"SELECT entry_id, vector FROM {table} WHERE rowid = ?"] * len(keys))
     try:
-        async with conn.execute(sql, [vector_rowid(key) for key in keys]) as cursor:
-            rows = await cursor.fetchall()
+        rows = conn.execute(sql, [vector_rowid(key) for key in keys]).fetchall()
     except sqlite_module().OperationalError as exc:
         if "no such table" in str(exc):
             return {}
