@@ -60,7 +60,8 @@ def stage_latency(port: int, key: str, rounds: int, seconds: float) -> None:
     added = median([b - a for a, b in zip(p50s["plain"], p50s["prompt"], strict=True)])
     verdict = "PASS" if added <= TARGET_ADDED_P50_MS else "MISS"
     print(
-        f"1. the prompt stage at concurrency 1 ({rounds} interleaved rounds of {seconds:g} s, auth and tracing on)"
+        f"1. the prompt stage at concurrency 1 ({rounds} interleaved rounds of {seconds:g} s,"
+        " auth and tracing on)"
     )
     print(
         f"   plain call p50 {median(p50s['plain']):.3f} ms; naming a prompt {median(p50s['prompt']):.3f} ms"
@@ -77,9 +78,9 @@ def seed_experiment(db: Path, traces: int) -> None:
         arms = json.dumps([{"name": "a", "version": 1, "model": None, "weight": 1.0},
                            {"name": "b", "version": 1, "model": None, "weight": 1.0}])  # fmt: skip
         conn.execute(
-            "INSERT INTO experiments (name, prompt, arms, scope, state, shadow_share, metric, min_sample, alpha,"
-            " label, winner, created_at, created_by) VALUES ('big', 'bench', ?, ?, 'ab', 1, 'rating', 100, 0.05,"
-            " 'production', NULL, ?, 'bench')",
+            "INSERT INTO experiments (name, prompt, arms, scope, state, shadow_share, metric, min_sample,"
+            " alpha, label, winner, created_at, created_by) VALUES ('big', 'bench', ?, ?, 'ab', 1,"
+            " 'rating', 100, 0.05, 'production', NULL, ?, 'bench')",
             (arms, json.dumps({"keys": [], "users": [], "teams": []}), now - 86_400),
         )
         rows, feedback = [], []
@@ -88,15 +89,16 @@ def seed_experiment(db: Path, traces: int) -> None:
             trace_id = f"tr_bench{i:09d}"
             ts = now - 86_000 + i * (86_000 / traces)
             ok = rng.random() > 0.01
-            rows.append((trace_id, ts, "chat", "ok" if ok else "error", 200 if ok else 502, "bench", 1, "big", arm,
-                         rng.lognormvariate(6, 0.4), 0.0001 * rng.random(), 40, 30))  # fmt: skip
+            rows.append((trace_id, ts, "chat", "ok" if ok else "error", 200 if ok else 502, "bench", 1,
+                         "big", arm, rng.lognormvariate(6, 0.4), 0.0001 * rng.random(), 40, 30))  # fmt: skip
             if rng.random() < 0.3:
                 kind = "stars" if rng.random() < 0.7 else "thumbs"
                 score = rng.randint(1, 5) + (arm == "b") * 0 if kind == "stars" else rng.choice((1, -1))
                 feedback.append((trace_id, min(score, 5), kind, ts + 5))
         conn.executemany(
-            "INSERT INTO traces (id, ts, endpoint, status, http_status, prompt_name, prompt_version, experiment,"
-            " arm, latency_ms, cost_usd, prompt_tokens, completion_tokens) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO traces (id, ts, endpoint, status, http_status, prompt_name, prompt_version,"
+            " experiment, arm, latency_ms, cost_usd, prompt_tokens, completion_tokens)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             rows,
         )
         conn.executemany(
@@ -133,8 +135,9 @@ def summary_speed(procs: Processes, upstream: int, traces: int) -> None:
     print(
         f"2. an experiment's results over {calls:,} traces ({ratings:,} star ratings), end to end over HTTP"
     )
-    print(f"   median of 5 (after one warm-up): {took:.0f} ms (target < {TARGET_SUMMARY_MS:.0f} ms: {verdict}); "
-          f"runs {', '.join(f'{t:.0f}' for t in times)} ms; verdict: {results['verdict']}")  # fmt: skip
+    runs = ", ".join(f"{t:.0f}" for t in times)
+    print(f"   median of 5 (after one warm-up): {took:.0f} ms (target < {TARGET_SUMMARY_MS:.0f} ms: "
+          f"{verdict}); runs {runs} ms; verdict: {results['verdict']}")  # fmt: skip
 
 
 def stop(procs: Processes, name: str) -> None:
@@ -146,8 +149,8 @@ def stop(procs: Processes, name: str) -> None:
 def restart(procs: Processes, db: Path, port: int) -> None:
     """The same daemon again, on the seeded database."""
     profile = procs.dir / "experiment" / "profile" / "bench.yaml"
-    args = [sys.executable, "-m", "daemon", "serve", "--profile", str(profile), "--db", str(db), "--port", str(port),
-            "--log-level", "warning"]  # fmt: skip
+    args = [sys.executable, "-m", "daemon", "serve", "--profile", str(profile), "--db", str(db),
+            "--port", str(port), "--log-level", "warning"]  # fmt: skip
     procs.start("experiment-again", args, {"LLMOPS_BENCH_UPSTREAM_KEY": UPSTREAM_KEY})
     procs.wait_http("experiment-again", port, "/health")
 

@@ -2,9 +2,10 @@
 through the product's LlamaCppProvider and its worker thread), search its space (the binary codes
 in memory, as cache/codes.py holds them, then the candidates' float vectors from sqlite-vec
 by rowid on a blocking connection, as the daemon does), and rescore and choose among them with the
-shipped verifier, as the daemon does by default. Target: p50 <= 10 ms at 100k. The last column
-times sqlite-vec's own KNN scan of the same codes (the search before the in-memory mirror), and
-checks that it finds the same candidates.
+shipped verifier, as the daemon does by default. Target: p50 <= 10 ms at 100k. The last columns
+time sqlite-vec's own KNN scan of the same codes (a full scan: the search before the in-memory
+mirror), and give the share of lookups whose best candidate (by cosine) is that full scan's (a
+space above 20k entries is searched with a shortlist, cache/codes.py).
 
 Entries are real MiniLM embeddings of QQP questions from ../shared (all of them, about 55k
 distinct texts, embedded once by `_semantic_data.embed_texts`, kept in benchmarks/.cache/); above
@@ -97,6 +98,7 @@ async def measure(
     sync = db.connect_sync(path)  # the daemon's cache reader: blocking point lookups
     verifier = Verifier.load()
     times: dict[str, list[float]] = {name: [] for name in ("embed", "search", "choose", "lookup", "knn")}
+    agreed: list[bool] = []
     knn = f"SELECT entry_id, vector FROM {table} WHERE bits MATCH vec_bit(?) AND k = 10 AND space = ?"
     try:
         for text in queries:
@@ -115,7 +117,8 @@ async def measure(
                 theirs = [np.frombuffer(row[1], np.float32) for row in await cursor.fetchall()]
             knn_done = time.perf_counter()
             ours = [vector for _, vector in candidates]
-            assert distances(vector, ours) == distances(vector, theirs), "the two searches disagree"
+            # the same best candidate (by cosine) as sqlite-vec's full scan of the codes
+            agreed.append(best_cosine(vector, ours) >= best_cosine(vector, theirs) - 1e-6)
             for name, value in (("embed", embedded - started), ("search", searched - embedded),
                                 ("choose", done - searched), ("lookup", done - started),
                                 ("knn", knn_done - done)):  # fmt: skip
@@ -123,13 +126,12 @@ async def measure(
     finally:
         await reader.close()
         sync.close()
+    times["agreed"] = [100.0 * float(np.mean(agreed))]
     return times
 
 
-def distances(query: np.ndarray, found: list[np.ndarray]) -> list[int]:
-    """The Hamming distances of the codes found (ties at the k-th may pick other entries)."""
-    code = np.frombuffer(code_of(query), np.uint8)
-    return sorted(int(np.unpackbits(code ^ np.frombuffer(code_of(v), np.uint8)).sum()) for v in found)
+def best_cosine(query: np.ndarray, found: list[np.ndarray]) -> float:
+    return max((float(v @ query) for v in found), default=-1.0)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -155,8 +157,9 @@ async def main() -> int:
     real = embed_texts([texts[i] for i in order[args.queries :]])  # embedded once, cached
     table = vector_table("bench", 384)
     print(f"{args.queries} lookups per size, one space, k=10 candidates, MiniLM F16 on the CPU\n")
-    header = ("entries", "embed p50", "search p50", "choose p50", "lookup p50", "p99", "sqlite-vec knn p50")
-    print("{:>8} | {:>9} {:>10} {:>10} | {:>10} {:>8} | {:>18}".format(*header))
+    header = ("entries", "embed p50", "search p50", "choose p50", "lookup p50", "p99", "sqlite-vec knn p50",
+              "same best")  # fmt: skip
+    print("{:>8} | {:>9} {:>10} {:>10} | {:>10} {:>8} | {:>18} {:>9}".format(*header))
     verdict = "not measured"
     with tempfile.TemporaryDirectory(prefix="llmops-lookup-") as tmp:
         for size in SIZES:
@@ -166,7 +169,7 @@ async def main() -> int:
             cells = (pct(times[name], 50) for name in ("embed", "search", "choose", "lookup"))
             print(
                 "{:>8} | {:9.2f} {:10.2f} {:10.3f} | {:10.2f}".format(size, *cells),
-                f"{pct(times['lookup'], 99):8.2f} | {pct(times['knn'], 50):18.2f}",
+                f"{pct(times['lookup'], 99):8.2f} | {pct(times['knn'], 50):18.2f} {times['agreed'][0]:8.1f}%",
             )
             if size == SIZES[-1]:
                 p50 = pct(times["lookup"], 50)

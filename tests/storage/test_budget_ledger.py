@@ -15,8 +15,8 @@ import pytest
 from daemon.core import budget
 from daemon.core.budget import Limit
 from daemon.core.trace import Trace, new_trace_id
-from daemon.storage import db
 from daemon.storage import budgets as budget_store
+from daemon.storage import db
 from daemon.storage.budgets import Ask, check_in_job, give_back_job, lease_job, standing
 from daemon.storage.migrate import migrate
 from daemon.storage.traces import insert_job
