@@ -6,6 +6,7 @@ from this checkout (B), with auth and tracing on, on one fake upstream, in inter
 order flips each round), so drift cancels out. Prints the added p50 and the daemon's CPU per call.
 
     .venv/bin/python benchmarks/ab.py REV [--rounds 6] [--seconds 2] [--mode streaming]
+        [--profile-extra budgets.yaml]   (a stage's section added to both profiles: its path A/B)
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from gateway import MODEL, PROFILE, chat_body
 MODES = ("non-streaming", "streaming")
 
 
-def start_daemon_from(procs: Processes, name: str, checkout: Path, upstream: int) -> tuple[int, str, int]:
+def start_daemon_from(
+    procs: Processes, name: str, checkout: Path, upstream: int, extra: str = ""
+) -> tuple[int, str, int]:
     """A daemon whose `daemon` package is the one in `checkout` (`python -m` puts its cwd first)."""
     found = subprocess.run([PYTHON, "-c", "import daemon; print(daemon.__file__)"], cwd=checkout,
                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
@@ -44,7 +47,7 @@ def start_daemon_from(procs: Processes, name: str, checkout: Path, upstream: int
     (folder / "profile").mkdir(parents=True)
     (folder / "data").mkdir()
     profile, db = folder / "profile" / "bench.yaml", folder / "data" / "bench.db"
-    profile.write_text(PROFILE.format(model=MODEL, port=upstream))
+    profile.write_text(PROFILE.format(model=MODEL, port=upstream) + extra)
     key = create_key(db, "bench", cwd=checkout)
     port = free_port()
     args = [PYTHON, "-m", "daemon", "serve", "--profile", str(profile), "--db", str(db),
@@ -62,6 +65,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=2.0, help="per run of one daemon in one mode")
     parser.add_argument("--mode", action="append", choices=MODES, help="default: both")
+    parser.add_argument("--profile-extra", type=Path, help="YAML added to both profiles (a stage's section)")
     args = parser.parse_args()
     modes = args.mode or list(MODES)
     with tempfile.TemporaryDirectory(prefix="llmops-ab-") as tmp:
@@ -78,8 +82,9 @@ def compare(args: argparse.Namespace, modes: list[str], worktree: Path) -> int:
     with Processes() as procs:
         upstream = start_fake_upstream(procs)
         targets = {"direct": (upstream, UPSTREAM_KEY, 0)}
-        targets["A"] = start_daemon_from(procs, "A", worktree, upstream)
-        targets["B"] = start_daemon_from(procs, "B", REPO, upstream)
+        extra = args.profile_extra.read_text() if args.profile_extra else ""
+        targets["A"] = start_daemon_from(procs, "A", worktree, upstream, extra)
+        targets["B"] = start_daemon_from(procs, "B", REPO, upstream, extra)
         p50: dict[tuple[str, str], list[float]] = {}
         cpu: dict[tuple[str, str], list[float]] = {}
         for rnd in range(args.rounds + 1):  # round 0 warms up
