@@ -117,7 +117,10 @@ def _union(parent: np.ndarray, a: int, b: int) -> None:
         parent[max(a, b)] = min(a, b)
 
 
-def load_qqp(seed: int = SPLIT_SEED) -> QQP:
+def load_qqp(seed: int = SPLIT_SEED, model: Path | None = None) -> QQP:
+    """The QQP pairs, their folds, and every text's vector by `model` (default: the product's
+    MiniLM). The folds always come from the product's vectors, so that every model is measured
+    on the same splits."""
     dup_rows = json.loads((DATA / "qqp_duplicates.json").read_text())
     neg_rows = json.loads((DATA / "qqp_hard_negatives.json").read_text())
     texts = sorted(
@@ -143,6 +146,8 @@ def load_qqp(seed: int = SPLIT_SEED) -> QQP:
             if i != j:
                 _union(parent, int(i), int(j))
     group = np.array([_find(parent, i) for i in range(len(texts))])
+    if model is not None:
+        vectors = embed_texts(texts, model)
     heads = group[np.concatenate([dup[:, 0], neg[:, 0]])]
     roots, counts = np.unique(heads, return_counts=True)
     order = np.random.default_rng(seed).permutation(len(roots))

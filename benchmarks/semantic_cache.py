@@ -15,7 +15,7 @@
 
 Lookup latency (embed, search, verify at 1k/10k/100k entries) is benchmarks/semantic_lookup.py.
 
-    .venv/bin/python benchmarks/semantic_cache.py [--verifier daemon/cache/verifier.json]
+    .venv/bin/python benchmarks/semantic_cache.py [--verifier daemon/cache/verifier.json] [--embedder GGUF]
 
 Needs ../shared and the `[local]` MiniLM; the first run embeds the data (cached in benchmarks/.cache/).
 """
@@ -45,12 +45,12 @@ COMMON_COSINE = 0.95  # GPTCache's and many tutorials' threshold
 BAR, TARGET = 0.015, 0.25
 
 
-def gptcache(verifier: Verifier) -> None:
+def gptcache(verifier: Verifier, model: Path | None) -> None:
     rows = json.loads((DATA / "gptcache_mock_data.json").read_text())
     origins = sorted({r["origin"] for r in rows})
     index = {t: i for i, t in enumerate(origins)}
-    entries = embed_texts(origins)
-    queries = embed_texts([r["similar"] for r in rows])
+    entries = embed_texts(origins, model)
+    queries = embed_texts([r["similar"] for r in rows], model)
     right_id = np.array([index[r["origin"]] for r in rows])
     cand, cos = top_k(queries, entries)
     projected = (verifier.project(queries)[:, None, :] * verifier.project(entries)[cand]).sum(-1)
@@ -83,8 +83,8 @@ def qqp_scores(look: Lookups, verifier: Verifier, projected: np.ndarray) -> np.n
     return (projected[look.query][:, None, :] * projected[look.cand]).sum(-1)
 
 
-def qqp(verifier: Verifier) -> None:
-    data = load_qqp()
+def qqp(verifier: Verifier, model: Path | None) -> None:
+    data = load_qqp(model=model)
     dup, neg = lookups(data, TEST_FOLD)
     projected = verifier.project(data.vectors)
     cos_dup, cos_neg = best(dup, dup.cos, -1.0), best(neg, neg.cos, -1.0)[0]
@@ -157,10 +157,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--verifier", type=Path, default=DEFAULT_PATH)
+    parser.add_argument("--embedder", type=Path, help="a MiniLM GGUF (default: the product's); same splits")
     args = parser.parse_args()
     verifier = Verifier.load(args.verifier)
-    gptcache(verifier)
-    qqp(verifier)
+    gptcache(verifier, args.embedder)
+    qqp(verifier, args.embedder)
     verifier_cost(verifier)
 
 
