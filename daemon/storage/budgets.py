@@ -134,15 +134,39 @@ def _spent(conn: Any, limit: Limit, window: Window) -> tuple[int, int]:
 
 def catch_up_ledger(conn: Any) -> None:
     """Bring every ledger row up to the newest trace (the check-in does, every few seconds: a row
-    read with plain SQL is never far behind, and no read has a long way to walk)."""
+    read with plain SQL is never far behind, and no read has a long way to walk). The traces since
+    are read once for all rows, not once a row."""
     newest = _newest(conn)
     rows = conn.execute(
         "SELECT subject, period, window_start, window_end, spent_nanos, spent_tokens, through_seq"
         " FROM budget_ledger WHERE through_seq != ?",
         (newest,),
     ).fetchall()
+    since = min((row[6] for row in rows), default=newest)
+    if since > newest or newest - since > SHORT_WALK:  # rare: each row on its own
+        for subject, period, start, end, nanos, tokens, through in rows:
+            _catch_up(conn, (subject, period, start), Window(start, end), (nanos, tokens), through, newest)
+        return
+    charged: dict[str, list[tuple[int, float, int, int]]] = {}
+    for seq, ts, nanos, tokens, *names in conn.execute(
+        "SELECT seq, ts, CAST(round(cost_usd * 1e9) AS INTEGER), prompt_tokens + completion_tokens,"
+        f" {', '.join(SUBJECT_COLUMNS.values())} FROM traces WHERE seq > ?",
+        (since,),
+    ):
+        for kind, name in zip(SUBJECT_COLUMNS, names, strict=True):
+            if name:
+                charged.setdefault(f"{kind}:{name}", []).append((seq, ts, nanos, tokens))
+    updates = []
     for subject, period, start, end, nanos, tokens, through in rows:
-        _catch_up(conn, (subject, period, start), Window(start, end), (nanos, tokens), through, newest)
+        for seq, ts, cost, used in charged.get(subject, ()):
+            if seq > through and start <= ts < end:
+                nanos, tokens = nanos + cost, tokens + used
+        updates.append((nanos, tokens, newest, subject, period, start))
+    conn.executemany(
+        "UPDATE budget_ledger SET spent_nanos = ?, spent_tokens = ?, through_seq = ?"
+        " WHERE subject = ? AND period = ? AND window_start = ?",
+        updates,
+    )
 
 
 def _newest(conn: Any) -> int:

@@ -164,6 +164,27 @@ def test_the_ledger_sums_the_traces_since_it_was_last_read(
     assert row.fetchone() == (600_000, conn.execute("SELECT max(seq) FROM traces").fetchone()[0])
 
 
+@pytest.mark.parametrize("short_walk", [budget_store.SHORT_WALK, 0], ids=["one-walk", "row-by-row"])
+def test_the_check_in_brings_every_ledger_row_up_to_its_traces(
+    conn: Any, monkeypatch: pytest.MonkeyPatch, short_walk: int
+) -> None:
+    monkeypatch.setattr(budget_store, "SHORT_WALK", short_walk)
+    now = at("2026-12-01 12:00")
+    bob = Limit("user:bob", "day", usd=1.0)
+    for limit in (DAY, TEAM, bob):  # each row made (empty) before the calls
+        run(conn, lambda c, limit=limit: standing(c, limit, budget.window(limit.period, now, PARIS)))
+    call(conn, now, 0.0001, 10)
+    call(conn, now + 60, 0.0002, 20, user="bob")
+    call(conn, at("2026-12-02 12:00"), 0.5, 40)  # alice's next day: the team's month only
+    run(conn, budget_store.catch_up_ledger)
+    rows = dict(conn.execute("SELECT subject, spent_nanos FROM budget_ledger").fetchall())
+    tokens = conn.execute("SELECT spent_tokens FROM budget_ledger WHERE subject = 'team:ml'").fetchone()[0]
+    assert rows == {"user:alice": 100_000, "team:ml": 500_300_000, "user:bob": 200_000}
+    assert tokens == 70
+    newest = conn.execute("SELECT max(seq) FROM traces").fetchone()[0]
+    assert {t for (t,) in conn.execute("SELECT through_seq FROM budget_ledger")} == {newest}
+
+
 def test_a_gone_processs_leases_are_deleted_at_check_in(conn: Any) -> None:
     now = at("2026-12-01 12:00")
     pids = {"live": 101, "crashed": 102, "silent": 103}
