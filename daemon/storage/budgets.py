@@ -143,7 +143,7 @@ def catch_up_ledger(conn: Any) -> None:
         (newest,),
     ).fetchall()
     since = min((row[6] for row in rows), default=newest)
-    if since > newest or newest - since > SHORT_WALK:  # rare: each row on its own
+    if any(row[6] > newest for row in rows) or newest - since > SHORT_WALK:  # rare: row by row
         for subject, period, start, end, nanos, tokens, through in rows:
             _catch_up(conn, (subject, period, start), Window(start, end), (nanos, tokens), through, newest)
         return
