@@ -3,9 +3,9 @@ through the product's LlamaCppProvider and its worker thread), search its space 
 in memory, as cache/codes.py holds them, then the candidates' float vectors from sqlite-vec
 by rowid on a blocking connection, as the daemon does), and rescore and choose among them with the
 shipped verifier, as the daemon does by default. Target: p50 <= 10 ms at 100k. The last columns
-time sqlite-vec's own KNN scan of the same codes (a full scan: the search before the in-memory
-mirror), and give the share of lookups whose best candidate (by cosine) is that full scan's (a
-space above 20k entries is searched with a shortlist, cache/codes.py).
+time sqlite-vec's own KNN scan of the same codes (the search before the in-memory mirror), and
+give the share of lookups whose best candidate (by cosine) is also that scan's (below 100 % only
+where codes tie at the k-th distance and the two keep different ones).
 
 Entries are real MiniLM embeddings of QQP questions from ../shared (all of them, about 55k
 distinct texts, embedded once by `_semantic_data.embed_texts`, kept in benchmarks/.cache/); above
