@@ -66,6 +66,12 @@ class DaemonProcess:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
+    @classmethod
+    def serving(cls, folder: Path, profile: str) -> DaemonProcess:
+        """A started daemon with this profile text, its profile file and database in `folder`."""
+        (folder / "profile.yaml").write_text(profile)
+        return cls(profile=folder / "profile.yaml", db=folder / "llmops.db").start()
+
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"

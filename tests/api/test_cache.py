@@ -48,8 +48,7 @@ def trace(daemon: DaemonProcess, response: httpx.Response, key: str | None = Non
 @pytest.fixture(scope="module")
 def cached(fake_upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     folder = tmp_path_factory.mktemp("cache")
-    (folder / "profile.yaml").write_text(cache_profile(fake_upstream.base_url))
-    daemon = DaemonProcess(profile=folder / "profile.yaml", db=folder / "llmops.db").start()
+    daemon = DaemonProcess.serving(folder, cache_profile(fake_upstream.base_url))
     yield daemon
     daemon.stop()
 

@@ -21,8 +21,7 @@ CHAT = "/v1/chat/completions"
 @pytest.fixture(scope="module")
 def lab(fake_upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     folder = tmp_path_factory.mktemp("experiments")
-    (folder / "profile.yaml").write_text(fake_profile(fake_upstream.base_url))
-    daemon = DaemonProcess(profile=folder / "profile.yaml", db=folder / "llmops.db").start()
+    daemon = DaemonProcess.serving(folder, fake_profile(fake_upstream.base_url))
     yield daemon
     daemon.stop()
 

@@ -33,8 +33,7 @@ budgets:
 @pytest.fixture(scope="module")
 def limited(fake_upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
     folder = tmp_path_factory.mktemp("limits")
-    (folder / "profile.yaml").write_text(fake_profile(fake_upstream.base_url) + LIMITS)
-    daemon = DaemonProcess(profile=folder / "profile.yaml", db=folder / "llmops.db").start()
+    daemon = DaemonProcess.serving(folder, fake_profile(fake_upstream.base_url) + LIMITS)
     yield daemon
     daemon.stop()
 

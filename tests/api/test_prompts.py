@@ -42,8 +42,7 @@ def prompted(fake_upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
     folder = tmp_path_factory.mktemp("prompts")
     (folder / "prompts").mkdir()
     write_summarize(folder / "prompts")
-    (folder / "profile.yaml").write_text(fake_profile(fake_upstream.base_url) + CACHED)
-    daemon = DaemonProcess(profile=folder / "profile.yaml", db=folder / "llmops.db").start()
+    daemon = DaemonProcess.serving(folder, fake_profile(fake_upstream.base_url) + CACHED)
     yield daemon
     daemon.stop()
 

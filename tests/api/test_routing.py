@@ -88,8 +88,7 @@ def routed(
         "flaky": "\n    fallbacks: [mid]",
     }
     models = "".join(model(name, fake.base_url, extras.get(name, "")) for name, fake in upstreams.items())
-    (folder / "profile.yaml").write_text(f"name: routing\ndefault_model: cheap\nmodels:{models}\n{ROUTES}")
-    daemon = DaemonProcess(profile=folder / "profile.yaml", db=folder / "llmops.db").start()
+    daemon = DaemonProcess.serving(folder, f"name: routing\ndefault_model: cheap\nmodels:{models}\n{ROUTES}")
     yield daemon
     daemon.stop()
 

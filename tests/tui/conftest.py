@@ -40,8 +40,7 @@ def live_daemon(
 ) -> Iterator[DaemonProcess]:
     """A daemon in local mode proxying the fake upstream; tests add their own calls."""
     folder = tmp_path_factory.mktemp("console-live")
-    (folder / "profile.yaml").write_text(live_profile(fake_upstream.base_url))
-    daemon = DaemonProcess(profile=folder / "profile.yaml", db=folder / "llmops.db").start()
+    daemon = DaemonProcess.serving(folder, live_profile(fake_upstream.base_url))
     yield daemon
     daemon.stop()
 
@@ -55,8 +54,7 @@ def populated_daemon(
     from tests.tui import experiment_traffic
 
     folder = tmp_path_factory.mktemp("console-prompts")
-    (folder / "profile.yaml").write_text(live_profile(fake_upstream.base_url))
-    daemon = DaemonProcess(profile=folder / "profile.yaml", db=folder / "llmops.db").start()
+    daemon = DaemonProcess.serving(folder, live_profile(fake_upstream.base_url))
     experiment_traffic.populate(daemon.url)
     yield daemon
     daemon.stop()
@@ -265,9 +263,8 @@ def seeded_daemon(
     lookups three hours before it, and two ratings."""
     folder = tmp_path_factory.mktemp("console-seeded")
     profile = live_profile(fake_upstream.base_url).replace("console-test", "team") + "cache: {scope: user}\n"
-    (folder / "profile.yaml").write_text(profile)
     seed_database(folder / "llmops.db", 450)
-    daemon = DaemonProcess(profile=folder / "profile.yaml", db=folder / "llmops.db").start()
+    daemon = DaemonProcess.serving(folder, profile)
     yield daemon
     daemon.stop()
 

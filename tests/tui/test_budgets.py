@@ -41,8 +41,7 @@ def budgeted_daemon(
     fake_upstream: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DaemonProcess]:
     folder = tmp_path_factory.mktemp("console-budgets")
-    (folder / "profile.yaml").write_text(live_profile(fake_upstream.base_url) + LIMITS)
-    daemon = DaemonProcess(profile=folder / "profile.yaml", db=folder / "llmops.db").start()
+    daemon = DaemonProcess.serving(folder, live_profile(fake_upstream.base_url) + LIMITS)
     yield daemon
     daemon.stop()
 

@@ -140,8 +140,7 @@ def draft_daemon(
 ) -> Iterator[DaemonProcess]:
     """Two versions of summarize and two draft experiments on it (only one may run at a time)."""
     folder = tmp_path_factory.mktemp("console-experiments")
-    (folder / "profile.yaml").write_text(live_profile(fake_upstream.base_url))
-    daemon = DaemonProcess(profile=folder / "profile.yaml", db=folder / "llmops.db").start()
+    daemon = DaemonProcess.serving(folder, live_profile(fake_upstream.base_url))
     with httpx.Client(base_url=daemon.url, timeout=10) as http:
         traffic.push_prompts(http)
         traffic.create_experiment(http)

@@ -171,8 +171,7 @@ def routed_daemon(
         f'  broken:\n    {{provider: openai, base_url: "http://127.0.0.1:{free_port()}/v1", '
         f'api_key: "${{FAKE_KEY}}", price: {{input: .01, output: .02}}, retries: 0}}\n'
     )
-    (folder / "profile.yaml").write_text(live_profile(fake_upstream.base_url) + broken + ROUTES)
-    daemon = DaemonProcess(profile=folder / "profile.yaml", db=folder / "llmops.db").start()
+    daemon = DaemonProcess.serving(folder, live_profile(fake_upstream.base_url) + broken + ROUTES)
     yield daemon
     daemon.stop()
 
