@@ -17,6 +17,12 @@ SHORT_WALK = 4096  # traces since a ledger row was read, walked one by one rathe
 # The traces column that names each kind of subject.
 SUBJECT_COLUMNS = {"user": "user", "key": "key_id", "team": "team"}
 LeaseKey = tuple[str, str, float]  # (subject, period, window_start): a lease's, and a ledger row's
+# What a trace charged, as the ledger counts it: nano-dollars and tokens.
+_CHARGED = "CAST(round(cost_usd * 1e9) AS INTEGER), prompt_tokens + completion_tokens"
+_SET_ROW = (
+    "UPDATE budget_ledger SET spent_nanos = ?, spent_tokens = ?, through_seq = ?"
+    " WHERE subject = ? AND period = ? AND window_start = ?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +155,7 @@ def catch_up_ledger(conn: Any) -> None:
         return
     charged: dict[str, list[tuple[int, float, int, int]]] = {}
     for seq, ts, nanos, tokens, *names in conn.execute(
-        "SELECT seq, ts, CAST(round(cost_usd * 1e9) AS INTEGER), prompt_tokens + completion_tokens,"
-        f" {', '.join(SUBJECT_COLUMNS.values())} FROM traces WHERE seq > ?",
+        f"SELECT seq, ts, {_CHARGED}, {', '.join(SUBJECT_COLUMNS.values())} FROM traces WHERE seq > ?",
         (since,),
     ):
         for kind, name in zip(SUBJECT_COLUMNS, names, strict=True):
@@ -162,11 +167,7 @@ def catch_up_ledger(conn: Any) -> None:
             if seq > through and start <= ts < end:
                 nanos, tokens = nanos + cost, tokens + used
         updates.append((nanos, tokens, newest, subject, period, start))
-    conn.executemany(
-        "UPDATE budget_ledger SET spent_nanos = ?, spent_tokens = ?, through_seq = ?"
-        " WHERE subject = ? AND period = ? AND window_start = ?",
-        updates,
-    )
+    conn.executemany(_SET_ROW, updates)
 
 
 def _newest(conn: Any) -> int:
@@ -186,11 +187,7 @@ def _catch_up(
     else:
         since = _traced(conn, key[0], window, through, newest)
         spent = (spent[0] + since[0], spent[1] + since[1])
-    conn.execute(
-        "UPDATE budget_ledger SET spent_nanos = ?, spent_tokens = ?, through_seq = ?"
-        " WHERE subject = ? AND period = ? AND window_start = ?",
-        (*spent, newest, *key),
-    )
+    conn.execute(_SET_ROW, (*spent, newest, *key))
     return spent
 
 
