@@ -94,8 +94,7 @@ def fill(path: Path, table: str, vectors: np.ndarray) -> Codes:
 async def measure(
     provider: LlamaCppProvider, path: Path, table: str, codes: Codes, queries: list[str]
 ) -> dict[str, list[float]]:
-    reader = await db.connect(path)
-    sync = db.connect_sync(path)  # the daemon's cache reader: blocking point lookups
+    reader = db.connect_sync(path)  # as the daemon's cache reader: blocking point lookups
     verifier = Verifier.load()
     times: dict[str, list[float]] = {name: [] for name in ("embed", "search", "choose", "lookup", "knn")}
     agreed: list[bool] = []
@@ -108,13 +107,13 @@ async def measure(
             vector /= np.linalg.norm(vector)
             embedded = time.perf_counter()
             keys = codes.nearest(table, SPACE, code_of(vector), 10)  # what SemanticLookup.find does
-            found = vectors_of(sync, table, keys)
+            found = vectors_of(reader, table, keys)
             candidates = [(key, found[key]) for key in keys if key in found]
             searched = time.perf_counter()
             choose(vector, candidates, verifier.threshold, verifier)
             done = time.perf_counter()
-            async with reader.execute(knn, (code_of(vector), SPACE)) as cursor:  # sqlite-vec's own scan
-                theirs = [np.frombuffer(row[1], np.float32) for row in await cursor.fetchall()]
+            rows = reader.execute(knn, (code_of(vector), SPACE)).fetchall()  # sqlite-vec's own scan
+            theirs = [np.frombuffer(row[1], np.float32) for row in rows]
             knn_done = time.perf_counter()
             ours = [vector for _, vector in candidates]
             # the same best candidate (by cosine) as sqlite-vec's full scan of the codes
@@ -124,8 +123,7 @@ async def measure(
                                 ("knn", knn_done - done)):  # fmt: skip
                 times[name].append(value * 1000)
     finally:
-        await reader.close()
-        sync.close()
+        reader.close()
     times["agreed"] = [100.0 * float(np.mean(agreed))]
     return times
 
