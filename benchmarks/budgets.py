@@ -114,9 +114,10 @@ def main() -> int:
 def check_ledger(db: Path) -> str:
     conn = sqlite3.connect(db, isolation_level=None)
     try:
-        conn.execute("BEGIN IMMEDIATE")  # as a daemon's check-in does: the ledger follows the traces
+        # One transaction, as a daemon's check-in: the ledger caught up to the newest trace and the
+        # traces summed in the same snapshot (the daemon may still be writing the load's last ones).
+        conn.execute("BEGIN IMMEDIATE")
         catch_up_ledger(conn)
-        conn.execute("COMMIT")
         ledger = conn.execute(
             "SELECT spent_nanos, spent_tokens FROM budget_ledger"
             " WHERE subject = 'user:bench' AND period = 'day'"
@@ -130,6 +131,7 @@ def check_ledger(db: Path) -> str:
             "SELECT coalesce(sum(usd_nanos), 0) FROM budget_leases"
             " WHERE subject = 'user:bench' AND period = 'day'"
         ).fetchone()[0]
+        conn.execute("COMMIT")
     finally:
         conn.close()
     same = tuple(ledger) == tuple(traced[:2])

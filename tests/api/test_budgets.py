@@ -50,9 +50,10 @@ def ledger_and_traces(db: Path, user: str) -> tuple[tuple[int, int], tuple[int, 
     nano-USD the daemons' leases hold of the user's budgets."""
     conn = sqlite3.connect(db, isolation_level=None)
     try:
-        conn.execute("BEGIN IMMEDIATE")  # the ledger follows the traces: bring it up to date first,
-        budget_store.catch_up_ledger(conn)  # as a daemon's check-in does every few seconds
-        conn.execute("COMMIT")
+        # The ledger follows the traces: bring it up to date first, as a daemon's check-in does every
+        # few seconds, and read both in the same snapshot (a daemon may still be writing traces).
+        conn.execute("BEGIN IMMEDIATE")
+        budget_store.catch_up_ledger(conn)
         ledger = conn.execute(
             "SELECT coalesce(sum(spent_nanos), 0), coalesce(sum(spent_tokens), 0) FROM budget_ledger"
             " WHERE subject = ?", (f"user:{user}",)
@@ -64,6 +65,7 @@ def ledger_and_traces(db: Path, user: str) -> tuple[tuple[int, int], tuple[int, 
         held = conn.execute(
             "SELECT coalesce(sum(usd_nanos), 0) FROM budget_leases WHERE subject = ?", (f"user:{user}",)
         ).fetchone()[0]
+        conn.execute("COMMIT")
     finally:
         conn.close()
     return tuple(ledger), tuple(traced), int(held)  # type: ignore[return-value]
